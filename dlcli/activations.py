@@ -1,0 +1,78 @@
+"""Activation functions by recipe name.
+
+A recipe writes ``activation = "relu"`` or, for one with settings,
+``activation = { kind = "leaky_relu", negative_slope = 0.1 }``. Each entry
+builds an element-wise function; all are JAX primitives so they fuse into
+the compiled step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from dlcli.registry import Registry
+
+ACTIVATIONS = Registry("activation")
+ActivationSpec = str | dict[str, Any]
+
+
+@ACTIVATIONS.register("sigmoid")
+def sigmoid() -> Callable:
+    return jax.nn.sigmoid
+
+
+@ACTIVATIONS.register("tanh")
+def tanh() -> Callable:
+    return jnp.tanh
+
+
+@ACTIVATIONS.register("relu")
+def relu() -> Callable:
+    return jax.nn.relu
+
+
+@ACTIVATIONS.register("leaky_relu")
+def leaky_relu(*, negative_slope: float = 0.01) -> Callable:
+    return lambda x: jax.nn.leaky_relu(x, negative_slope)
+
+
+@ACTIVATIONS.register("elu")
+def elu(*, alpha: float = 1.0) -> Callable:
+    return lambda x: jax.nn.elu(x, alpha)
+
+
+@ACTIVATIONS.register("gelu")
+def gelu() -> Callable:
+    return jax.nn.gelu
+
+
+@ACTIVATIONS.register("silu")
+def silu() -> Callable:
+    return jax.nn.silu
+
+
+@ACTIVATIONS.register("softplus")
+def softplus() -> Callable:
+    return jax.nn.softplus
+
+
+@ACTIVATIONS.register("linear")
+def linear() -> Callable:
+    return lambda x: x
+
+
+def split_spec(spec: ActivationSpec) -> tuple[str, dict[str, Any]]:
+    """``"relu"`` or ``{kind = "leaky_relu", negative_slope = 0.1}`` -> (name, settings)."""
+    if isinstance(spec, str):
+        return spec, {}
+    settings = dict(spec)
+    return settings.pop("kind", ""), settings
+
+
+def get_activation(spec: ActivationSpec, where: str = "model.activation") -> Callable:
+    name, settings = split_spec(spec)
+    return ACTIVATIONS.build(name, settings, where=where)

@@ -1,0 +1,69 @@
+"""From a validated recipe and fitted preprocessing to the pieces training needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from dlcli.data.preprocess import Preprocessing
+from dlcli.losses import LOSSES, LossFn
+from dlcli.models import build_model
+from dlcli.recipe import Recipe
+from dlcli.tasks import Task, task_for
+from dlcli.train.batches import eval_indices
+from dlcli.train.step import make_predict_fn
+
+
+@dataclass
+class Assembled:
+    task: Task
+    model: nnx.Module
+    train_graph: nnx.GraphDef  # dropout on, batch statistics updated
+    eval_graph: nnx.GraphDef  # dropout off, running statistics used
+    params: Any
+    rest: Any
+    loss_fn: LossFn
+
+    @property
+    def parameter_count(self) -> int:
+        return int(sum(np.size(p) for p in jax.tree.leaves(self.params)))
+
+
+def task_from(pre: Preprocessing) -> Task:
+    target_dim = 1 if pre.task != "regression" else max(1, int(np.prod(pre.__dict__.get("target_shape", [1]))))
+    return task_for(pre.task, len(pre.classes) if pre.classes else None, target_dim)
+
+
+def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None) -> Assembled:
+    """Build the task, model (initialised from ``seed``, default the recipe's) and loss."""
+    task = task_from(pre)
+    model = build_model(recipe.model.kind, recipe.model.settings(), tuple(pre.input_shape), task.output_dim,
+                        recipe.seed if seed is None else seed)
+    loss = recipe.loss.kind if recipe.loss else task.default_loss
+    loss_fn = LOSSES.build(loss, recipe.loss.settings() if recipe.loss else {}, task, where="[loss]")
+    model.eval()
+    eval_graph = nnx.graphdef(model)
+    model.train()
+    train_graph, params, rest = nnx.split(model, nnx.Param, ...)
+    return Assembled(task, model, train_graph, eval_graph, params, rest, loss_fn)
+
+
+class Predictor:
+    """Batched, compiled forward passes in evaluation mode."""
+
+    def __init__(self, eval_graph: nnx.GraphDef, batch_size: int = 4096):
+        self._predict = make_predict_fn(eval_graph)
+        self.batch_size = batch_size
+
+    def __call__(self, params: Any, rest: Any, x: jax.Array) -> np.ndarray:
+        idx, n = eval_indices(len(x), self.batch_size)
+        outputs = self._predict(params, rest, x, idx)  # (S, B, O)
+        return np.asarray(outputs).reshape(-1, outputs.shape[-1])[:n]
+
+    @property
+    def compilations(self) -> int:
+        return self._predict._cache_size()

@@ -1,0 +1,107 @@
+"""Run directories and orbax checkpoints, written atomically.
+
+A checkpoint stores the training state's leaves; restoring needs a state of
+the same structure, which the run's saved recipe rebuilds. A new checkpoint
+is written beside the old one and swapped in by renames, so an interruption
+at any moment leaves the last good checkpoint readable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from dlcli.errors import DlcliError
+
+
+def create_run_dir(out: Path, name: str) -> Path:
+    """A new ``out/<name>/<timestamp>`` directory; never an existing one."""
+    parent = out / name
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-")
+        probe.close()
+    except OSError as error:
+        raise DlcliError(f"Cannot write run output under '{parent}': {error.strerror}. Choose another folder "
+                         "with --out.") from None
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        path = parent / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise DlcliError(f"Cannot create a new run directory under '{parent}'.")
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, default=_jsonable))
+
+
+def write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.generic, jax.Array)):
+        return np.asarray(value).tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _to_storable(tree: Any) -> dict[str, np.ndarray]:
+    leaves = jax.tree.leaves(tree)
+    out = {}
+    for i, leaf in enumerate(leaves):
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        out[f"{i:05d}"] = np.asarray(leaf)
+    return out
+
+
+def save_checkpoint(path: Path, tree: Any) -> None:
+    """Save ``tree``'s leaves at ``path`` (a folder), replacing an older one atomically."""
+    import orbax.checkpoint as ocp
+
+    fresh, old = path.with_name(path.name + ".new"), path.with_name(path.name + ".old")
+    for leftover in (fresh, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    with ocp.PyTreeCheckpointer() as checkpointer:
+        checkpointer.save(fresh.resolve(), _to_storable(tree))
+    if path.exists():
+        path.rename(old)
+    fresh.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(path: Path, like: Any) -> Any:
+    """Restore a tree saved by :func:`save_checkpoint` into the structure of ``like``."""
+    import orbax.checkpoint as ocp
+
+    if not path.exists() and path.with_name(path.name + ".old").exists():
+        path = path.with_name(path.name + ".old")  # interrupted during the swap
+    if not path.exists():
+        raise DlcliError(f"No checkpoint at '{path}'. Was the run interrupted before its first checkpoint?")
+    with ocp.PyTreeCheckpointer() as checkpointer:
+        stored = checkpointer.restore(path.resolve())
+    leaves, treedef = jax.tree.flatten(like)
+    if len(stored) != len(leaves):
+        raise DlcliError(f"The checkpoint at '{path}' does not match the run's recipe ({len(stored)} arrays stored, "
+                         f"{len(leaves)} expected). Was recipe.toml edited after training?")
+    restored = []
+    for key, leaf in zip(sorted(stored), leaves):
+        value = stored[key]
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
+        restored.append(jax.numpy.asarray(value))
+    return jax.tree.unflatten(treedef, restored)

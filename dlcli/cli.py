@@ -1,0 +1,154 @@
+"""The ``dlcli`` command line: parse options, call one library function, map errors.
+
+Nothing here imports jax at module level, so ``dlcli --help`` answers at once.
+User mistakes (:class:`dlcli.errors.DlcliError`) print one paragraph and
+exit with code 2; anything else is a bug and keeps its traceback (exit 1).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dlcli.errors import DlcliError
+
+app = typer.Typer(
+    help="Train, evaluate and compare neural networks from declarative TOML recipes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+SetOption = Annotated[list[str], typer.Option("--set", help="Override a recipe key: --set optimizer.learning_rate=0.01 "
+                                                            "(value parsed as TOML). Repeatable.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON result on stdout; logs go to stderr.")]
+
+
+def user_errors(command):
+    """Turn a DlcliError into its message on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except DlcliError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def emit_json(data: dict) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+@user_errors
+def train(
+    recipe: Annotated[str, typer.Argument(help="A recipe .toml file or a bundled recipe name (see `dlcli recipes`).")],
+    set_: SetOption = [],
+    out: Annotated[Path, typer.Option("--out", help="Folder for run directories.")] = Path("runs"),
+    seed: Annotated[Optional[int], typer.Option(help="Override the recipe's seed.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved recipe and where each value "
+                                                              "came from, then stop.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Train a recipe and write a run directory (recipe, metrics, checkpoints, plots)."""
+    from dlcli.recipe import load_recipe
+
+    loaded = load_recipe(recipe, set_, seed)
+    if dry_run:
+        from dlcli.report.tables import print_resolved
+
+        print_resolved(loaded)
+        return
+    from dlcli.report.console import make_reporter
+    from dlcli.train.loop import train as train_recipe
+
+    result = train_recipe(loaded, out, make_reporter(json_mode=json_))
+    if json_:
+        emit_json({"run_dir": str(result.run_dir), **result.summary})
+    else:
+        from dlcli.report.tables import print_final
+
+        print_final(result.run_dir, result.summary)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `dlcli train`.")],
+    split: Annotated[str, typer.Option(help="Which split of the run's data: test, val or train.")] = "test",
+    data: Annotated[Optional[Path], typer.Option(help="Evaluate on this CSV/Parquet/NPZ file instead, with the "
+                                                      "run's saved preprocessing.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Loss, accuracy, ROC AUC, confusion matrix, per-class scores (or MSE/MAE/R²) of a trained run."""
+    if split not in ("test", "val", "train"):
+        raise DlcliError(f"--split '{split}': choose test, val or train.")
+    from dlcli.runs import evaluate_run
+
+    report = evaluate_run(run_dir, split, data)
+    if json_:
+        emit_json(report)
+    else:
+        from dlcli.report.tables import print_evaluation
+
+        print_evaluation(report)
+
+
+@app.command()
+@user_errors
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `dlcli train`.")],
+    input_file: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV, Parquet or NPZ file of inputs.")],
+    out: Annotated[Optional[Path], typer.Option(help="Write predictions to this .csv or .parquet file "
+                                                     "(default: CSV on stdout).")] = None,
+) -> None:
+    """Predict classes and probabilities (or values) for new inputs."""
+    from dlcli.runs import predict_file, write_predictions
+
+    text = write_predictions(predict_file(run_dir, input_file), out)
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        typer.echo(f"predictions written to {out}", err=True)
+
+
+@app.command()
+@user_errors
+def recipes(name: Annotated[Optional[str], typer.Argument(help="Print this bundled recipe.")] = None) -> None:
+    """List the bundled recipes, or print one (ready to copy and edit)."""
+    from dlcli.recipe import bundled_dir, bundled_names, find_recipe
+
+    if name is not None:
+        path, _ = find_recipe(name)
+        sys.stdout.write(path.read_text())
+        return
+    from dlcli.report.tables import print_recipe_list
+
+    print_recipe_list([bundled_dir() / f"{n}.toml" for n in bundled_names()])
+
+
+@app.command()
+@user_errors
+def summary(
+    recipe: Annotated[str, typer.Argument(help="A recipe .toml file or a bundled recipe name.")],
+    set_: SetOption = [],
+) -> None:
+    """Layers, output shapes and parameter counts of a recipe's model."""
+    from dlcli.recipe import load_recipe
+    from dlcli.report.tables import print_summary
+    from dlcli.summary import summarize
+
+    loaded = load_recipe(recipe, set_)
+    print_summary(loaded.recipe.name, *summarize(loaded))
+
+
+def main() -> None:
+    app()

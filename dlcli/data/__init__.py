@@ -1,0 +1,202 @@
+"""Data: from a recipe's ``[data]`` section to preprocessed train/val/test arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from dlcli.data.bundled import DATASETS, Raw
+from dlcli.data.preprocess import (
+    Preprocessing,
+    feature_statistics,
+    fit_labels,
+    infer_task,
+    missing_rows,
+)
+from dlcli.data.tables import FILE_FORMATS, check_exists, file_format, read_npz, read_table, require_columns
+from dlcli.errors import DlcliError, choices_text, did_you_mean
+from dlcli.recipe import DataConfig
+
+Arrays = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class Prepared:
+    """Model-ready splits and the preprocessing that made them."""
+
+    splits: dict[str, Arrays]  # "train" and, when present, "val" and "test"
+    preprocessing: Preprocessing
+
+    @property
+    def num_classes(self) -> int | None:
+        classes = self.preprocessing.classes
+        return len(classes) if classes else None
+
+
+def load_raw(config: DataConfig, seed: int, resolve: Callable[[str], Path], path_key: str = "path",
+             path: str | None = None) -> Raw:
+    """The data set ``config.source`` names, or the file at ``path`` (default ``config.path``)."""
+    path = path if path is not None else config.path
+    if config.source not in FILE_FORMATS:
+        if config.source not in DATASETS:
+            raise DlcliError(f"data.source = '{config.source}' is neither a bundled data set nor a file format."
+                             f"{did_you_mean(config.source, DATASETS.names())} Choose one of "
+                             f"{choices_text(DATASETS.names())}, or csv, parquet, npz with data.path.")
+        if path_key == "path" and config.path is not None:
+            raise DlcliError(f"data.path = '{config.path}' is set but data.source = '{config.source}' is a bundled "
+                             "data set, so the path would be ignored. Remove data.path, or set data.source to "
+                             "csv, parquet or npz.")
+        return DATASETS.build(config.source, config.options, seed, where="data.options")
+    if config.options:
+        raise DlcliError(f"data.options only applies to bundled data sets; data.source = '{config.source}' reads "
+                         f"a file. Remove [data.options].")
+    if path is None:
+        raise DlcliError(f"data.source = '{config.source}' needs data.path, the file to read.")
+    file = resolve(path)
+    check_exists(file, f"data.{path_key}")
+    fmt = file_format(file, config.source)
+    if fmt == "npz":
+        arrays = read_npz(file)
+        return Raw(x=arrays["x"], y=arrays.get("y"))
+    columns = None
+    if config.features is not None:
+        columns = list(dict.fromkeys([*config.features, *([config.target] if config.target else [])]))
+    table = read_table(file, fmt, column_names=config.column_names, columns=columns, limit=config.limit)
+    return Raw(table=table, target=config.target)
+
+
+def load_data(config: DataConfig, seed: int, resolve: Callable[[str], Path], task: str | None = None) -> Prepared:
+    """Read, split (seeded) and preprocess the data a recipe declares.
+
+    Args:
+      config: the recipe's ``[data]`` section.
+      seed: the recipe seed; it fixes the split.
+      resolve: turns a recipe path into a file path.
+      task: ``"classification"`` or ``"regression"``; inferred from the target when None.
+    """
+    raw = load_raw(config, seed, resolve)
+    extra = {name: load_raw(config, seed, resolve, f"{name}_path", getattr(config, f"{name}_path"))
+             for name in ("val", "test") if getattr(config, f"{name}_path")}
+    if raw.table is not None:
+        return _prepare_table(config, seed, raw, extra, task)
+    return _prepare_arrays(config, seed, raw, extra, task)
+
+
+def split_indices(n: int, seed: int, fractions: dict[str, float]) -> dict[str, np.ndarray]:
+    """Seeded disjoint index sets: each named fraction, and 'train' the rest."""
+    order = np.random.default_rng(seed).permutation(n)
+    out, start = {}, 0
+    for name, fraction in fractions.items():
+        count = int(round(n * fraction))
+        out[name], start = order[start:start + count], start + count
+    out["train"] = order[start:]
+    if len(out["train"]) == 0:
+        raise DlcliError(f"data: with {n} examples, validation_split and test_split leave no training examples. "
+                         "Lower them.")
+    return out
+
+
+def _fractions(config: DataConfig, extra: dict) -> dict[str, float]:
+    fractions = {}
+    if config.test_split and "test" not in extra:
+        fractions["test"] = config.test_split
+    if config.validation_split and "val" not in extra:
+        fractions["val"] = config.validation_split
+    return fractions
+
+
+def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw], task: str | None) -> Prepared:
+    table = raw.table
+    target = config.target or raw.target
+    if target is None:
+        raise DlcliError("data.target is not set: name the column to predict, e.g. target = \"label\".")
+    require_columns("data", table.column_names, [target])
+    features = config.features or [c for c in table.column_names if c != target and c != "name"]
+    require_columns("data", table.column_names, features)
+    for key in ("one_hot", "offsets", "scales"):
+        unknown = [c for c in getattr(config, key) if c not in features]
+        if unknown:
+            raise DlcliError(f"data.{key} names column(s) {', '.join(map(repr, unknown))} that are not features. "
+                             f"Features: {choices_text(features)}.")
+    tables = {"all": table, **{name: r.table for name, r in extra.items()}}
+    for name, part in tables.items():
+        if part is None:
+            raise DlcliError(f"data.{name}_path must be a table like data.path (CSV or Parquet).")
+        tables[name] = _handle_missing(part, features, target, config.missing, name)
+    indices = split_indices(tables["all"].num_rows, seed, _fractions(config, extra))
+    parts = {name: tables["all"].take(pa.array(idx)) for name, idx in indices.items()}
+    parts.update({name: t for name, t in tables.items() if name != "all"})
+    train = parts["train"]
+    targets = train.column(target).to_numpy(zero_copy_only=False)
+    task = task or ("classification" if config.label_map else infer_task(targets))
+    pre = Preprocessing(kind="table", task=task, input_shape=[], target=target, input_columns=list(features),
+                        offsets=dict(config.offsets), scales=dict(config.scales))
+    if task == "classification":
+        pre.classes, pre.label_index = fit_labels(targets, config.label_map, raw.classes, "data.target")
+    for name in config.one_hot:
+        pre.one_hot[name] = sorted({str(v) for v in train.column(name).to_pylist()})
+    if config.missing in ("mean", "median"):
+        reduce = np.nanmean if config.missing == "mean" else np.nanmedian
+        for name in features:
+            if name not in pre.one_hot:
+                values = train.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+                pre.impute[name] = float(reduce(values)) if np.isfinite(values).any() else 0.0
+    pre.feature_names = _feature_names(pre)
+    x_train = pre.table_features(train, "training split")
+    pre.input_shape = [x_train.shape[1]]
+    if config.standardize:
+        skip = np.array([name.split("=")[0] in pre.one_hot for name in pre.feature_names])
+        pre.mean, pre.std = feature_statistics(x_train, skip)
+    splits = {name: (pre.table_features(part, f"{name} split"),
+                     pre.encode_target(part.column(target).to_numpy(zero_copy_only=False), f"{name} split"))
+              for name, part in parts.items() if part.num_rows}
+    return Prepared(splits=splits, preprocessing=pre)
+
+
+def _feature_names(pre: Preprocessing) -> list[str]:
+    names = []
+    for name in pre.input_columns:
+        names += [f"{name}={c}" for c in pre.one_hot[name]] if name in pre.one_hot else [name]
+    return names
+
+
+def _handle_missing(table: pa.Table, features: list[str], target: str, policy: str, name: str) -> pa.Table:
+    mask = missing_rows(table, [*features, target])
+    if not mask.any():
+        return table
+    if policy == "error":
+        bad = [c for c in [*features, target] if missing_rows(table, [c]).any()]
+        counts = ", ".join(f"'{c}' ({int(missing_rows(table, [c]).sum())} rows)" for c in bad)
+        raise DlcliError(f"data ({'the file' if name == 'all' else name + '_path'}): missing or NaN values in column(s) "
+                         f"{counts}. Set data.missing = \"drop\" to drop those rows, or \"mean\"/\"median\" to fill "
+                         "features from the training split.")
+    drop = mask if policy == "drop" else missing_rows(table, [target])
+    return table.filter(pa.array(~drop))
+
+
+def _prepare_arrays(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw], task: str | None) -> Prepared:
+    for key in ("features", "one_hot", "offsets", "scales", "column_names"):
+        if getattr(config, key):
+            raise DlcliError(f"data.{key} applies to tables (CSV, Parquet) but this data is an array (NPZ or "
+                             f"images). Remove data.{key}.")
+    if raw.y is None:
+        raise DlcliError("data: the NPZ file has no 'y' array of targets. Save it with np.savez(path, x=..., y=...).")
+    if len(raw.x) != len(raw.y):
+        raise DlcliError(f"data: x has {len(raw.x)} examples but y has {len(raw.y)}. They must match.")
+    indices = split_indices(len(raw.x), seed, _fractions(config, extra))
+    parts = {name: (raw.x[idx], raw.y[idx]) for name, idx in indices.items()}
+    parts.update({name: (r.x, r.y) for name, r in extra.items()})
+    y_train = np.asarray(parts["train"][1])
+    task = task or infer_task(y_train)
+    pre = Preprocessing(kind="array", task=task, input_shape=list(np.shape(raw.x)[1:]))
+    if task == "classification":
+        pre.classes, pre.label_index = fit_labels(y_train, config.label_map, raw.classes, "data.y")
+    if config.standardize:
+        pre.mean, pre.std = feature_statistics(pre.array_features(parts["train"][0], "training split"))
+    splits = {name: (pre.array_features(x, f"{name} split"), pre.encode_target(y, f"{name} split"))
+              for name, (x, y) in parts.items() if len(x)}
+    return Prepared(splits=splits, preprocessing=pre)

@@ -1,0 +1,181 @@
+"""Preprocessing fitted on the training split only, saved as JSON with the run.
+
+The same :class:`Preprocessing` turns training data, a held-out split, and a
+new file given to ``evaluate --data`` or ``predict`` into model inputs, so a
+run directory needs nothing else to be used again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dlcli.errors import DlcliError, choices_text
+
+MAX_CLASSES = 50
+
+
+@dataclasses.dataclass
+class Preprocessing:
+    kind: str  # "table" | "array"
+    task: str  # "classification" | "regression"
+    input_shape: list[int]  # one example, as the model sees it
+    target: str | None = None
+    input_columns: list[str] = dataclasses.field(default_factory=list)
+    feature_names: list[str] = dataclasses.field(default_factory=list)
+    classes: list[str] | None = None
+    label_index: dict[str, int] | None = None
+    one_hot: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    impute: dict[str, float] = dataclasses.field(default_factory=dict)
+    offsets: dict[str, float] = dataclasses.field(default_factory=dict)
+    scales: dict[str, float] = dataclasses.field(default_factory=dict)
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> "Preprocessing":
+        return cls(**json.loads(path.read_text()))
+
+    # -- targets ---------------------------------------------------------
+    def encode_target(self, values: np.ndarray, where: str) -> np.ndarray:
+        if self.task == "regression":
+            y = np.asarray(values, np.float32)
+            if not np.isfinite(y).all():
+                raise DlcliError(f"{where}: target '{self.target or 'y'}' has {int((~np.isfinite(y)).sum())} "
+                                 "NaN or infinite values. Clean them or set data.missing = \"drop\".")
+            return y
+        keys = [label_key(v) for v in np.asarray(values).reshape(-1)]
+        unknown = sorted(set(keys) - set(self.label_index))
+        if unknown:
+            raise DlcliError(f"{where}: target '{self.target or 'y'}' has label(s) {', '.join(unknown[:5])} not seen in "
+                             f"training (known: {choices_text(self.label_index)}). Add them to data.label_map or "
+                             "remove those rows.")
+        return np.array([self.label_index[k] for k in keys], np.int32)
+
+    # -- inputs ----------------------------------------------------------
+    def table_features(self, table: pa.Table, where: str) -> np.ndarray:
+        """(N, F) float32 model inputs from a table with the raw input columns."""
+        from dlcli.data.tables import require_columns
+
+        require_columns(where, table.column_names, self.input_columns)
+        blocks = []
+        for name in self.input_columns:
+            column = table.column(name)
+            if name in self.one_hot:
+                values = np.array([str(v) for v in column.to_pylist()])
+                blocks.append(np.stack([values == c for c in self.one_hot[name]], axis=1).astype(np.float32))
+                continue
+            values = numeric_column(column, name, where)
+            if name in self.impute:
+                values = np.where(np.isnan(values), self.impute[name], values)
+            check_finite(values, name, where)
+            values = (values - self.offsets.get(name, 0.0)) * self.scales.get(name, 1.0)
+            blocks.append(values[:, None])
+        return self.standardize(np.concatenate(blocks, axis=1))
+
+    def array_features(self, x: np.ndarray, where: str) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        if list(x.shape[1:]) != self.input_shape:
+            raise DlcliError(f"{where}: inputs have shape {list(x.shape[1:])} per example; the model expects "
+                             f"{self.input_shape}.")
+        check_finite(x, "x", where)
+        return self.standardize(x)
+
+    def standardize(self, x: np.ndarray) -> np.ndarray:
+        if self.mean is None:
+            return x.astype(np.float32)
+        flat = x.reshape(len(x), -1)
+        flat = (flat - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return flat.reshape(x.shape).astype(np.float32)
+
+
+def label_key(value: Any) -> str:
+    """A label's canonical text: 1, 1.0 and True all read as '1'."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def numeric_column(column: pa.ChunkedArray, name: str, where: str) -> np.ndarray:
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)):
+        raise DlcliError(f"{where}: column '{name}' holds {column.type} values, not numbers. List it in "
+                         f"data.one_hot to encode its categories, or leave it out of data.features.")
+    return column.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float32)
+
+
+def check_finite(values: np.ndarray, name: str, where: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        rows = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))
+        raise DlcliError(f"{where}: column '{name}' has {len(rows)} row(s) with missing, NaN or infinite values "
+                         f"(first at row {rows[0]}). Set data.missing = \"drop\", \"mean\" or \"median\", or clean the file.")
+
+
+def missing_rows(table: pa.Table, columns: list[str]) -> np.ndarray:
+    """A boolean mask of rows with a null or NaN in any of ``columns``."""
+    mask = np.zeros(table.num_rows, bool)
+    for name in columns:
+        column = table.column(name)
+        mask |= column.is_null().to_numpy(zero_copy_only=False)
+        if pa.types.is_floating(column.type):
+            mask |= pc.fill_null(pc.is_nan(column), False).to_numpy(zero_copy_only=False)
+    return mask
+
+
+def infer_task(values: np.ndarray) -> str:
+    """Strings, booleans and few integral values are labels; anything else is regression."""
+    if values.dtype.kind in "OUSb":
+        return "classification"
+    if values.ndim > 1 and values.shape[-1] > 1:
+        return "regression"
+    integral = np.all(np.mod(values[np.isfinite(values)], 1) == 0)
+    return "classification" if integral and len(np.unique(values)) <= MAX_CLASSES else "regression"
+
+
+def fit_labels(values: np.ndarray, label_map: dict[str, int] | None, classes: list[str] | None,
+               where: str) -> tuple[list[str], dict[str, int]]:
+    """Class names by index and the raw-label -> index map, from the training targets."""
+    if label_map:
+        indices = sorted(set(label_map.values()))
+        if indices != list(range(len(indices))):
+            raise DlcliError(f"{where}: data.label_map must number the classes 0, 1, ... without gaps; got "
+                             f"{sorted(label_map.values())}.")
+        names = [next(k for k, v in label_map.items() if v == i) for i in indices]
+        return names, dict(label_map)
+    keys = sorted({label_key(v) for v in values.reshape(-1)}, key=lambda k: (not _is_number(k), _as_number(k), k))
+    if classes is not None and all(k.isdigit() and int(k) < len(classes) for k in keys):
+        return classes, {str(i): i for i in range(len(classes))}
+    return keys, {k: i for i, k in enumerate(keys)}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _as_number(text: str) -> float:
+    return float(text) if _is_number(text) else 0.0
+
+
+def feature_statistics(x: np.ndarray, skip: np.ndarray | None = None) -> tuple[list[float], list[float]]:
+    """Per-feature mean and std of the training inputs; constant features keep scale 1."""
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    mean, std = flat.mean(axis=0), flat.std(axis=0)
+    std[std < 1e-8] = 1.0
+    if skip is not None:
+        mean[skip], std[skip] = 0.0, 1.0
+    return mean.tolist(), std.tolist()

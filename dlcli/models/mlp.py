@@ -1,0 +1,42 @@
+"""Perceptron and multi-layer perceptron."""
+
+from __future__ import annotations
+
+import math
+
+from flax import nnx
+
+from dlcli.activations import ActivationSpec
+from dlcli.models import MODELS
+from dlcli.models.layers import Activation, Flatten, Sequential
+
+
+@MODELS.register("perceptron")
+def perceptron(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs) -> nnx.Module:
+    """One linear layer: Rosenblatt's perceptron (its threshold is the task's output head)."""
+    return Sequential(Flatten(), nnx.Linear(math.prod(in_shape), out_dim, rngs=rngs))
+
+
+@MODELS.register("mlp")
+def mlp(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: list[int] = [64],
+        activation: ActivationSpec = "relu", dropout: float = 0.0, batch_norm: bool = False) -> nnx.Module:
+    """Dense layers with a non-linearity between them; the output layer is linear (logits).
+
+    Args:
+      hidden: the width of each hidden layer, e.g. ``[100]`` or ``[64, 64]``.
+      activation: the hidden non-linearity, a name or ``{kind = ..., ...}``.
+      dropout: drop probability after each hidden activation (training only).
+      batch_norm: normalise each hidden layer's pre-activations over the batch.
+    """
+    layers: list[nnx.Module] = [Flatten()]
+    width = math.prod(in_shape)
+    for size in hidden:
+        layers.append(nnx.Linear(width, size, rngs=rngs))
+        if batch_norm:
+            layers.append(nnx.BatchNorm(size, rngs=rngs))
+        layers.append(Activation(activation))
+        if dropout:
+            layers.append(nnx.Dropout(dropout, rngs=rngs))
+        width = size
+    layers.append(nnx.Linear(width, out_dim, rngs=rngs))
+    return Sequential(*layers)

@@ -1,0 +1,111 @@
+"""Optimizers, learning-rate schedules, clipping and weight decay: one optax chain.
+
+``[optimizer]`` holds ``kind`` and ``learning_rate``, the chosen optimizer's
+own settings (``momentum``, ``b1``...), and three settings shared by all:
+``schedule = { kind = "cosine", ... }``, ``clip_global_norm`` and
+``weight_decay`` (decoupled for adamw, added to the gradient otherwise;
+weights only, never biases).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import optax
+
+from dlcli.errors import DlcliError
+from dlcli.recipe import OptimizerConfig
+from dlcli.registry import Registry
+
+OPTIMIZERS = Registry("optimizer")
+SCHEDULES = Registry("schedule")
+SHARED_KEYS = ("schedule", "clip_global_norm", "weight_decay")
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(learning_rate, *, momentum: float = 0.0, nesterov: bool = False) -> optax.GradientTransformation:
+    return optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov)
+
+
+@OPTIMIZERS.register("adam")
+def adam(learning_rate, *, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7) -> optax.GradientTransformation:
+    return optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
+
+
+@OPTIMIZERS.register("adamw")
+def adamw(learning_rate, *, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7,
+          weight_decay: float = 1e-4) -> optax.GradientTransformation:
+    return optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=weights_only)
+
+
+@OPTIMIZERS.register("rmsprop")
+def rmsprop(learning_rate, *, decay: float = 0.9, eps: float = 1e-7, momentum: float = 0.0,
+            centered: bool = False) -> optax.GradientTransformation:
+    return optax.rmsprop(learning_rate, decay=decay, eps=eps, momentum=momentum or None, centered=centered)
+
+
+@OPTIMIZERS.register("adagrad")
+def adagrad(learning_rate, *, initial_accumulator_value: float = 0.1, eps: float = 1e-7) -> optax.GradientTransformation:
+    return optax.adagrad(learning_rate, initial_accumulator_value=initial_accumulator_value, eps=eps)
+
+
+@SCHEDULES.register("constant")
+def constant(learning_rate: float, total_steps: int) -> optax.Schedule:
+    return optax.constant_schedule(learning_rate)
+
+
+@SCHEDULES.register("exponential")
+def exponential(learning_rate: float, total_steps: int, *, decay_rate: float = 0.1, decay_steps: int | None = None,
+                staircase: bool = False) -> optax.Schedule:
+    """Multiplies the rate by ``decay_rate`` every ``decay_steps`` (default: the whole run)."""
+    return optax.exponential_decay(learning_rate, decay_steps or total_steps, decay_rate, staircase=staircase)
+
+
+@SCHEDULES.register("cosine")
+def cosine(learning_rate: float, total_steps: int, *, decay_steps: int | None = None, alpha: float = 0.0) -> optax.Schedule:
+    return optax.cosine_decay_schedule(learning_rate, decay_steps or total_steps, alpha=alpha)
+
+
+@SCHEDULES.register("warmup_cosine")
+def warmup_cosine(learning_rate: float, total_steps: int, *, warmup_steps: int = 100, init_value: float = 0.0,
+                  end_value: float = 0.0) -> optax.Schedule:
+    return optax.warmup_cosine_decay_schedule(init_value, learning_rate, warmup_steps, max(total_steps, warmup_steps + 1),
+                                              end_value)
+
+
+def weights_only(params: Any) -> Any:
+    """True for weight matrices and kernels, False for biases and norm scales."""
+    return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def build_schedule(config: OptimizerConfig, total_steps: int) -> optax.Schedule:
+    spec = config.settings().get("schedule") or {"kind": "constant"}
+    if not isinstance(spec, dict):
+        spec = {"kind": spec}
+    spec = dict(spec)
+    return SCHEDULES.build(spec.pop("kind", ""), spec, config.learning_rate, total_steps, where="optimizer.schedule")
+
+
+def build_optimizer(config: OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
+    """The recipe's ``[optimizer]`` as one ``optax.chain``.
+
+    Args:
+      config: the recipe section.
+      total_steps: optimizer steps in the whole run, the default horizon of decaying schedules.
+    """
+    settings = config.settings()
+    own = OPTIMIZERS.options(config.kind) if config.kind in OPTIMIZERS else {}
+    clip = settings.pop("clip_global_norm", None)
+    settings.pop("schedule", None)
+    decay = 0.0 if "weight_decay" in own else settings.pop("weight_decay", 0.0)
+    for key, value in (("clip_global_norm", clip), ("weight_decay", decay)):
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+            raise DlcliError(f"optimizer.{key} = {value!r}: must be a number >= 0.")
+    learning_rate = build_schedule(config, total_steps)
+    optimizer = OPTIMIZERS.build(config.kind, settings, learning_rate, where="[optimizer]")
+    return optax.chain(
+        optax.clip_by_global_norm(clip) if clip else optax.identity(),
+        optax.add_decayed_weights(decay, mask=weights_only) if decay else optax.identity(),
+        optimizer,
+    )

@@ -1,0 +1,276 @@
+"""Recipes: TOML in, one frozen, validated object out.
+
+A recipe is read once, at the boundary: the TOML file (or a bundled name),
+then ``--set KEY=VALUE`` overrides, then pydantic validation with
+``extra="forbid"``. Sections whose keys depend on a registry name
+(``[model]``, ``[loss]``, ``[optimizer]``, ``[data.options]``) are checked
+against the chosen builder's own keyword arguments in :mod:`dlcli.resolve`.
+Every value remembers where it came from (recipe file, ``--set`` or default)
+so that ``--dry-run`` can show it.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from dlcli.errors import DlcliError, choices_text, did_you_mean
+from dlcli.registry import describe_validation_error
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component(BaseModel):
+    """A section chosen by ``kind``; its other keys belong to that registry entry."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DataConfig(Section):
+    source: str = Field(description="a bundled data set name, or csv | parquet | npz")
+    path: str | None = None
+    target: str | None = None
+    features: list[str] | None = None
+    column_names: list[str] | None = None
+    validation_split: float = Field(0.2, ge=0.0, lt=1.0)
+    test_split: float = Field(0.0, ge=0.0, lt=1.0)
+    val_path: str | None = None
+    test_path: str | None = None
+    standardize: bool = False
+    offsets: dict[str, float] = {}
+    scales: dict[str, float] = {}
+    label_map: dict[str, int] | None = None
+    one_hot: list[str] = []
+    missing: Literal["error", "drop", "mean", "median"] = "error"
+    limit: int | None = Field(None, gt=0)
+    options: dict[str, Any] = {}
+
+
+class EarlyStoppingConfig(Section):
+    monitor: str = "val_loss"
+    mode: Literal["min", "max", "auto"] = "auto"
+    patience: int = Field(10, ge=0)
+    min_delta: float = Field(0.0, ge=0.0)
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, ge=1)
+    batch_size: int | Literal["full"] = 32
+    chunks_per_epoch: int = Field(4, ge=1)
+    early_stopping: EarlyStoppingConfig | None = None
+    l1: float = Field(0.0, ge=0.0)
+    l2: float = Field(0.0, ge=0.0)
+    checkpoint_seconds: float = Field(60.0, gt=0.0)
+
+    @pydantic.field_validator("batch_size")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError('batch_size must be 1 (stochastic), a positive integer (mini-batch) or "full"')
+        return value
+
+
+class EvaluateConfig(Section):
+    metrics: list[str] = []
+
+
+class OptimizerConfig(Component):
+    kind: str = "adam"
+    learning_rate: float = Field(1e-3, gt=0.0)
+
+
+class Recipe(Section):
+    name: str
+    description: str = ""
+    seed: int = 0
+    task: Literal["classification", "regression"] | None = None
+    data: DataConfig
+    model: Component
+    loss: Component | None = None
+    optimizer: OptimizerConfig = OptimizerConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+
+class LoadedRecipe(BaseModel):
+    """A validated recipe with where it came from."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    recipe: Recipe
+    source: str  # file path or "bundled:NAME"
+    base_dir: Path  # relative data paths resolve against this
+    origins: dict[str, str]  # "train.epochs" -> "recipe file" | "--set" | "--seed"
+
+    def resolve_path(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate)
+
+
+def bundled_dir() -> Path:
+    """Where bundled recipes live: inside the installed package, or the source tree."""
+    packaged = Path(str(resources.files("dlcli"))) / "recipes"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "recipes"
+
+
+def bundled_names() -> list[str]:
+    return sorted(p.stem for p in bundled_dir().glob("*.toml"))
+
+
+def find_recipe(ref: str) -> tuple[Path, str]:
+    """A recipe file from a path or a bundled name; returns (path, label)."""
+    path = Path(ref).expanduser()
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise DlcliError(f"Recipe file '{ref}' does not exist. Give a path to a .toml file or a bundled name "
+                             f"(dlcli recipes lists them).")
+        return path, str(path)
+    bundled = bundled_dir() / f"{ref}.toml"
+    if bundled.is_file():
+        return bundled, f"bundled:{ref}"
+    raise DlcliError(
+        f"'{ref}' is neither a recipe file nor a bundled recipe.{did_you_mean(ref, bundled_names())}"
+        f" Bundled recipes: {choices_text(bundled_names())}."
+    )
+
+
+def read_toml(path: Path, label: str) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DlcliError(f"{label}: the file is not UTF-8 text (byte {error.start} is invalid). "
+                         "Save the recipe as UTF-8.") from None
+    except OSError as error:
+        raise DlcliError(f"{label}: cannot read the recipe ({error.strerror}).") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise DlcliError(f"{label}: not valid TOML: {error}. Check the quoting and brackets on that line.") from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"optimizer.learning_rate=0.01"`` -> (["optimizer", "learning_rate"], 0.01).
+
+    The value is parsed as TOML; a bare word that is not valid TOML is taken as
+    a string, so ``--set data.source=moons`` works without quotes.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise DlcliError(f"--set '{text}': expected KEY=VALUE with a dotted key, e.g. --set optimizer.learning_rate=0.01.")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.split("."), value
+
+
+def apply_override(raw: dict[str, Any], path: list[str], value: Any, text: str) -> None:
+    node = raw
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise DlcliError(f"--set '{text}': '{part}' holds a value, not a section, so '{'.'.join(path)}' cannot be set.")
+        node = child
+    node[path[-1]] = value
+
+
+def flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def load_recipe(ref: str, overrides: list[str] = (), seed: int | None = None) -> LoadedRecipe:
+    """Read, override and validate a recipe.
+
+    Args:
+      ref: a ``.toml`` path or a bundled recipe name.
+      overrides: ``KEY=VALUE`` strings from ``--set``.
+      seed: ``--seed``, which wins over the recipe's own.
+    """
+    path, label = find_recipe(ref)
+    raw = read_toml(path, label)
+    origins = {key: "recipe file" for key in flatten(raw)}
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(raw, keys, value, text)
+        origins[".".join(keys)] = "--set"
+    if seed is not None:
+        raw["seed"] = seed
+        origins["seed"] = "--seed"
+    recipe = validate_recipe(raw, label)
+    base_dir = path.resolve().parent if not label.startswith("bundled:") else Path.cwd()
+    return LoadedRecipe(recipe=recipe, source=label, base_dir=base_dir, origins=origins)
+
+
+def validate_recipe(raw: dict[str, Any], label: str) -> Recipe:
+    try:
+        return Recipe.model_validate(copy.deepcopy(raw))
+    except pydantic.ValidationError as error:
+        raise DlcliError(describe_validation_error(error, where=label, valid=_valid_keys(error))) from None
+
+
+def _valid_keys(error: pydantic.ValidationError) -> list[str]:
+    """The keys valid next to the first unknown key, for the did-you-mean."""
+    for item in error.errors():
+        if item["type"] == "extra_forbidden":
+            model: type[BaseModel] = Recipe
+            for part in item["loc"][:-1]:
+                field = model.model_fields.get(str(part))
+                annotation = getattr(field, "annotation", None)
+                candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+                model = next((c for c in candidates if issubclass(c, BaseModel)), None)
+                if model is None:
+                    return []
+            return list(model.model_fields)
+    return []
+
+
+def to_toml(recipe: Recipe) -> str:
+    """The resolved recipe as TOML text (what a run directory saves)."""
+    return dump_toml(recipe.model_dump(exclude_none=True))
+
+
+def dump_toml(data: dict[str, Any]) -> str:
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    lines = [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]
+    for key, table in tables.items():
+        lines += ["", f"[{key}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if value == value and abs(value) != float("inf") else ("nan" if value != value else
+                                                                                   ("inf" if value > 0 else "-inf"))
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else _toml_value(key)

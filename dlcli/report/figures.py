@@ -1,0 +1,27 @@
+"""The PNG figures a run directory gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlcli import metrics
+from dlcli.report import plots
+from dlcli.tasks import Task
+
+
+def write_run_plots(folder: Path, history: list[dict[str, Any]], best_epoch: int | None, task: Task,
+                    logits: np.ndarray, y: np.ndarray, report: dict[str, Any], classes: list[str] | None) -> None:
+    """Curves for every run; ROC and score histograms for binary; a confusion matrix for classification."""
+    if history:
+        plots.plot_history(history, folder / "curves.png", best_epoch=best_epoch or None)
+    if report.get("diverged") or task.kind != "classification":
+        return
+    plots.plot_confusion(np.asarray(report["confusion_matrix"]), classes, folder / "confusion_matrix.png")
+    if task.binary and "auc" in report:
+        scores = np.asarray(task.link(logits))
+        fpr, tpr, _ = metrics.roc_curve(y, scores)
+        plots.plot_roc(fpr, tpr, report["auc"], folder / "roc.png")
+        plots.plot_score_histograms(y, scores, folder / "scores.png")

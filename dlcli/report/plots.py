@@ -1,0 +1,168 @@
+"""PNG figures for a run directory: learning curves, ROC, confusion matrix
+and score histograms.
+
+Figures are built with matplotlib's object API (``Figure`` +
+``savefig``), never ``pyplot``: that needs no display, keeps no global
+figure list to leak from a long training run, and leaves the backend of a
+notebook that imported dlcli untouched. matplotlib is imported inside the
+functions so that ``import dlcli`` stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+VALIDATION_PREFIX = "val_"
+
+
+def _new_figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save_png(figure, path) -> Path:
+    """Write the figure to ``path`` atomically: a reader never sees half a PNG."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            figure.savefig(file, format="png", dpi=120)
+        # mkstemp creates the file private (0600); a figure is for everyone to read.
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return path
+
+
+def _as_number(value) -> float | None:
+    """A scalar metric as a float (Python, numpy or JAX scalar), else None."""
+    if isinstance(value, str | bool):
+        return None
+    array = np.asarray(value)
+    return float(array) if array.ndim == 0 and array.dtype.kind in "iuf" else None
+
+
+def _metric_families(history: Sequence[dict]) -> list[str]:
+    """Metric names without the ``val_`` prefix: loss first, then first-seen order."""
+    families: list[str] = []
+    for record in history:
+        for key, value in record.items():
+            name = key.removeprefix(VALIDATION_PREFIX)
+            if key != "epoch" and _as_number(value) is not None and name not in families:
+                families.append(name)
+    if "loss" in families:
+        families.remove("loss")
+        families.insert(0, "loss")
+    return families
+
+
+def _curve(history: Sequence[dict], key: str) -> tuple[list[float], list[float]]:
+    """(epochs, values) of the epochs that recorded ``key``."""
+    points = [
+        (record.get("epoch", index + 1), _as_number(record[key]))
+        for index, record in enumerate(history)
+        if key in record and _as_number(record[key]) is not None
+    ]
+    return [epoch for epoch, _ in points], [value for _, value in points]
+
+
+def plot_history(history: Sequence[dict], path, *, best_epoch: int | None = None) -> Path:
+    """Learning curves: one panel per metric, training and validation together.
+
+    Args:
+      history: one dict per epoch, e.g. ``{"epoch": 1, "loss": ..., "val_loss": ...}``;
+        a key ``X`` and its ``val_X`` share a panel.
+      path: where to write the PNG.
+      best_epoch: marked with a dashed vertical line (the checkpoint kept).
+    """
+    families = _metric_families(history) or ["loss"]
+    columns = min(3, len(families))
+    rows = math.ceil(len(families) / columns)
+    figure = _new_figure(4.5 * columns, 3.4 * rows)
+    axes = figure.subplots(rows, columns, squeeze=False).reshape(-1)
+    for axis, family in zip(axes, families):
+        for key, label in ((family, "train"), (VALIDATION_PREFIX + family, "validation")):
+            epochs, values = _curve(history, key)
+            if values:
+                axis.plot(epochs, values, marker="." if len(values) < 30 else None, label=label)
+        if best_epoch is not None:
+            axis.axvline(best_epoch, color="gray", linestyle="--", label=f"best epoch {best_epoch}")
+        axis.set(title=family, xlabel="epoch")
+        axis.grid(alpha=0.3)
+        if axis.has_data():
+            axis.legend()
+    for axis in axes[len(families) :]:
+        axis.set_visible(False)
+    return _save_png(figure, path)
+
+
+def plot_roc(fpr, tpr, auc: float, path, *, title: str = "ROC") -> Path:
+    """ROC curve with its AUC in the legend and the chance diagonal."""
+    figure = _new_figure(5, 5)
+    axis = figure.subplots()
+    axis.plot(fpr, tpr, label=f"AUC = {auc:.4f}")
+    axis.plot([0, 1], [0, 1], color="gray", linestyle="--", label="chance")
+    axis.set(
+        title=title,
+        xlabel="false positive rate (background efficiency)",
+        ylabel="true positive rate (signal efficiency)",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        aspect="equal",
+    )
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right")
+    return _save_png(figure, path)
+
+
+def plot_confusion(matrix, class_names: Sequence[str], path) -> Path:
+    """Confusion-matrix heat map, each cell annotated with its count."""
+    matrix = np.asarray(matrix)  # (K, K): rows true, columns predicted
+    size = max(4.0, 0.6 * len(class_names) + 2.5)
+    figure = _new_figure(size + 1, size)
+    axis = figure.subplots()
+    image = axis.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axis)
+    ticks = np.arange(len(class_names))
+    axis.set_xticks(ticks, labels=class_names, rotation=45, ha="right")
+    axis.set_yticks(ticks, labels=class_names)
+    axis.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
+    # White text on dark cells, black on light ones, so every count stays legible.
+    middle = (matrix.max() + matrix.min()) / 2
+    for (row, column), count in np.ndenumerate(matrix):
+        color = "white" if count > middle else "black"
+        axis.text(column, row, f"{count}", ha="center", va="center", color=color)
+    return _save_png(figure, path)
+
+
+def plot_score_histograms(y_true, scores, path, *, bins: int = 50) -> Path:
+    """Normalised output-score distributions of signal (1) and background (0).
+
+    The two histograms share their bins, so their overlap shows directly how
+    well the classifier separates the classes.
+    """
+    y_true = np.asarray(y_true).reshape(-1)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    edges = np.histogram_bin_edges(scores, bins=bins)
+    figure = _new_figure(6, 4)
+    axis = figure.subplots()
+    for label, name in ((0, "background"), (1, "signal")):
+        selected = scores[y_true == label]
+        if selected.size:
+            axis.hist(
+                selected, bins=edges, density=True, histtype="step", linewidth=1.5, label=name
+            )
+    axis.set(xlabel="classifier output", ylabel="density", title="Output score by class")
+    if axis.has_data():
+        axis.legend()
+    return _save_png(figure, path)

@@ -1,0 +1,142 @@
+"""Using a finished run: ``evaluate`` and ``predict`` need nothing but its directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import pyarrow as pa
+
+from dlcli.assemble import Assembled, Predictor, assemble
+from dlcli.checkpoint import load_checkpoint
+from dlcli.data import load_data
+from dlcli.data.preprocess import Preprocessing
+from dlcli.data.tables import check_exists, file_format, read_npz, read_table
+from dlcli.errors import DlcliError
+from dlcli.evaluate import outputs_report
+from dlcli.recipe import LoadedRecipe, Recipe, load_recipe
+from dlcli.train.step import TrainState
+
+
+@dataclass
+class Run:
+    path: Path
+    loaded: LoadedRecipe
+    preprocessing: Preprocessing
+    built: Assembled
+    params: Any
+    rest: Any
+
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        return Predictor(self.built.eval_graph)(self.params, self.rest, jax.device_put(x))
+
+
+def open_run(path: Path, checkpoint: str = "best") -> Run:
+    """Rebuild a run's model from its recipe.toml and load its ``best`` (or ``last``) weights."""
+    for name in ("recipe.toml", "preprocessing.json"):
+        if not (path / name).is_file():
+            raise DlcliError(f"'{path}' is not a dlcli run directory: {name} is missing. Pass the folder that "
+                             "`dlcli train` printed (runs/<recipe>/<timestamp>).")
+    loaded = load_recipe(str(path / "recipe.toml"))
+    pre = Preprocessing.load(path / "preprocessing.json")
+    built = assemble(loaded.recipe, pre)
+    params, rest = load_checkpoint_params(path / "checkpoints" / checkpoint, built, loaded.recipe)
+    return Run(path, loaded, pre, built, params, rest)
+
+
+def load_checkpoint_params(path: Path, built: Assembled, recipe: Recipe) -> tuple[Any, Any]:
+    """The model part (params, rest) of a saved :class:`TrainState`."""
+    from dlcli.optim import build_optimizer
+
+    optimizer = build_optimizer(recipe.optimizer, 1)
+    like = TrainState(built.params, built.rest, optimizer.init(built.params), np.zeros((), np.int32))
+    state = load_checkpoint(path, like)
+    return state.params, state.rest
+
+
+def read_inputs(pre: Preprocessing, file: Path, *, with_target: bool) -> tuple[np.ndarray, np.ndarray | None, pa.Table | None]:
+    """Model inputs (and targets when asked) from a new file, through the run's preprocessing."""
+    check_exists(file, "input file")
+    fmt = file_format(file)
+    if pre.kind == "array":
+        if fmt != "npz":
+            raise DlcliError(f"{file}: this run was trained on arrays; give an .npz file with an 'x' array.")
+        arrays = read_npz(file)
+        y = arrays.get("y")
+        if with_target and y is None:
+            raise DlcliError(f"{file}: no 'y' array of targets to evaluate against.")
+        return pre.array_features(arrays["x"], str(file)), (pre.encode_target(y, str(file)) if with_target else None), None
+    if fmt == "npz":
+        raise DlcliError(f"{file}: this run was trained on a table; give a CSV or Parquet file with columns "
+                         f"{', '.join(pre.input_columns)}.")
+    table = read_table(file, fmt)
+    x = pre.table_features(table, str(file))
+    y = None
+    if with_target:
+        if pre.target not in table.column_names:
+            raise DlcliError(f"{file}: missing target column '{pre.target}' needed to evaluate.")
+        y = pre.encode_target(table.column(pre.target).to_numpy(zero_copy_only=False), str(file))
+    return x, y, table
+
+
+def evaluate_run(path: Path, split: str = "test", data_file: Path | None = None) -> dict[str, Any]:
+    """Loss and metrics of a run's best weights on one of its splits or on a new file."""
+    run = open_run(path)
+    if data_file is not None:
+        x, y, _ = read_inputs(run.preprocessing, data_file, with_target=True)
+        source = str(data_file)
+    else:
+        recipe = run.loaded.recipe
+        data = load_data(recipe.data, recipe.seed, run.loaded.resolve_path, task=run.preprocessing.task)
+        if split not in data.splits:
+            available = ", ".join(sorted(data.splits))
+            raise DlcliError(f"This run has no '{split}' split (it has: {available}). Set data.test_split or "
+                             "data.test_path when training, or pass --split val / --data FILE.")
+        x, y = data.splits[split]
+        source = split
+    report = outputs_report(run.built.task, run.built.loss_fn, run.outputs(x), y, run.preprocessing.classes)
+    return {"run": str(path), "data": source, **report}
+
+
+def predict_file(path: Path, input_file: Path) -> pa.Table:
+    """Predictions for every row of ``input_file``: class and probabilities, or values."""
+    run = open_run(path)
+    pre = run.preprocessing
+    x, _, table = read_inputs(pre, input_file, with_target=False)
+    outputs = np.asarray(run.built.task.link(run.outputs(x)))
+    columns: dict[str, Any] = {}
+    if table is not None and "name" in table.column_names:
+        columns["name"] = table.column("name")
+    if pre.task == "classification":
+        probabilities = outputs[:, None] if outputs.ndim == 1 else outputs
+        if probabilities.shape[1] == 1:
+            probabilities = np.concatenate([1 - probabilities, probabilities], axis=1)
+        predicted = (outputs > 0.5).astype(int) if outputs.ndim == 1 else probabilities.argmax(axis=1)
+        columns["prediction"] = [pre.classes[i] for i in predicted]
+        for i, name in enumerate(pre.classes):
+            columns[f"p_{name}"] = probabilities[:, i].astype(np.float64)
+    else:
+        values = outputs.reshape(len(outputs), -1)
+        for i in range(values.shape[1]):
+            columns["prediction" if values.shape[1] == 1 else f"prediction_{i}"] = values[:, i].astype(np.float64)
+    return pa.table(columns)
+
+
+def write_predictions(table: pa.Table, out: Path | None) -> str | None:
+    """Write to ``out`` (.csv or .parquet) or return CSV text for stdout."""
+    from pyarrow import csv, parquet
+
+    if out is None:
+        sink = pa.BufferOutputStream()
+        csv.write_csv(table, sink)
+        return sink.getvalue().to_pybytes().decode()
+    if out.exists():
+        raise DlcliError(f"--out '{out}' already exists; choose a new file name (nothing is overwritten).")
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise DlcliError(f"--out '{out}': use a .csv or .parquet file name.")
+    (csv.write_csv if suffix == ".csv" else parquet.write_table)(table, out)
+    return None

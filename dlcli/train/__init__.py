@@ -1,0 +1,1 @@
+"""Training: the pure step, the scanned epoch, early stopping and the driver."""
