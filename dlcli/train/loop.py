@@ -28,6 +28,7 @@ from dlcli.optim import build_optimizer, build_schedule
 from dlcli.recipe import LoadedRecipe, Recipe, to_toml
 from dlcli.train.batches import epoch_indices, make_plan
 from dlcli.train.early_stopping import EarlyStopping
+from dlcli.train.sharding import placement_for
 from dlcli.train.step import TrainState, make_chunk_fn, make_train_step
 
 
@@ -90,8 +91,10 @@ def train(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
     step = make_train_step(built.train_graph, built.loss_fn, optimizer, built.task, recipe.train.l1, recipe.train.l2)
     run_chunk = make_chunk_fn(step)
     predictor = Predictor(built.eval_graph)
-    state = TrainState(built.params, built.rest, optimizer.init(built.params), jnp.zeros((), jnp.int32))
-    x_all, y_all = jax.device_put(x_train), jax.device_put(y_train)
+    placement = placement_for(plan.batch_size)
+    state = placement.put_replicated(
+        TrainState(built.params, built.rest, optimizer.init(built.params), jnp.zeros((), jnp.int32)))
+    x_all, y_all = placement.put_replicated((x_train, y_train))
     x_val = jax.device_put(data.splits["val"][0]) if "val" in data.splits else None
 
     reporter.start(recipe.name, recipe.train.epochs, plan.steps, len(x_train), str(run_dir))
@@ -105,7 +108,8 @@ def train(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
             idx, weight = epoch_indices(len(x_train), plan, recipe.seed, epoch)
             sums: dict[str, float] = {}
             for chunk in range(plan.chunks):
-                state, chunk_sums = run_chunk(state, x_all, y_all, idx[chunk], weight[chunk])
+                state, chunk_sums = run_chunk(state, x_all, y_all, placement.put_batches(idx[chunk]),
+                                              placement.put_batches(weight[chunk]))
                 chunk_sums = jax.device_get(chunk_sums)
                 sums = {k: sums.get(k, 0.0) + float(v) for k, v in chunk_sums.items()}
                 reporter.advance(plan.steps_per_chunk)

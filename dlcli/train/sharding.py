@@ -1,0 +1,59 @@
+"""Data parallelism over every device: one mesh, the batch split on ``data``.
+
+The data set is placed on the devices once (replicated: any example can be
+gathered by any step's indices), the parameters and optimizer state are
+replicated, and each step's gather indices are sharded along the batch, so
+every device computes its share of the batch and XLA inserts the gradient
+all-reduce. Several hosts run the same program after
+``jax.distributed.initialize()``; nothing here is hand-written communication.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+
+def maybe_initialize_distributed() -> None:
+    """Join a multi-host job when the launcher set JAX's coordinator variables."""
+    if os.environ.get("JAX_COORDINATOR_ADDRESS") and jax.process_count() == 1:
+        jax.distributed.initialize()
+
+
+@dataclass(frozen=True)
+class Placement:
+    mesh: Mesh
+
+    @property
+    def devices(self) -> int:
+        return self.mesh.size
+
+    @property
+    def replicated(self) -> NamedSharding:
+        return NamedSharding(self.mesh, PartitionSpec())
+
+    @property
+    def batch_sharded(self) -> NamedSharding:
+        """(..., S, B) index arrays split along their last (batch) axis."""
+        return NamedSharding(self.mesh, PartitionSpec(None, "data"))
+
+    def put_replicated(self, tree: Any) -> Any:
+        # Every process holds the same host values (same seed, same split), as
+        # device_put across processes requires.
+        return jax.device_put(tree, self.replicated)
+
+    def put_batches(self, array: np.ndarray) -> jax.Array:
+        return jax.device_put(array, self.batch_sharded)
+
+
+def placement_for(batch_size: int) -> Placement:
+    """All devices when the batch divides evenly among them, otherwise the first one."""
+    devices = jax.devices()
+    if len(devices) > 1 and batch_size % len(devices):
+        devices = devices[:1]
+    return Placement(Mesh(np.array(devices), ("data",)))
