@@ -34,7 +34,7 @@ class Assembled:
 
 
 def task_from(pre: Preprocessing) -> Task:
-    target_dim = 1 if pre.task != "regression" else max(1, int(np.prod(pre.__dict__.get("target_shape", [1]))))
+    target_dim = int(np.prod(pre.target_shape)) if pre.task == "regression" else 1
     return task_for(pre.task, len(pre.classes) if pre.classes else None, target_dim)
 
 

@@ -192,7 +192,8 @@ def _prepare_arrays(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Ra
     parts.update({name: (r.x, r.y) for name, r in extra.items()})
     y_train = np.asarray(parts["train"][1])
     task = task or infer_task(y_train)
-    pre = Preprocessing(kind="array", task=task, input_shape=list(np.shape(raw.x)[1:]))
+    pre = Preprocessing(kind="array", task=task, input_shape=list(np.shape(raw.x)[1:]),
+                        target_shape=list(np.shape(raw.y)[1:]) if task == "regression" else [])
     if task == "classification":
         pre.classes, pre.label_index = fit_labels(y_train, config.label_map, raw.classes, "data.y")
     if config.standardize:

@@ -26,6 +26,7 @@ class Preprocessing:
     kind: str  # "table" | "array"
     task: str  # "classification" | "regression"
     input_shape: list[int]  # one example, as the model sees it
+    target_shape: list[int] = dataclasses.field(default_factory=list)  # one regression target; [] = scalar
     target: str | None = None
     input_columns: list[str] = dataclasses.field(default_factory=list)
     feature_names: list[str] = dataclasses.field(default_factory=list)
