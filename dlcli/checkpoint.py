@@ -22,16 +22,30 @@ import numpy as np
 from dlcli.errors import DlcliError
 
 
+def ensure_writable(folder: Path, needed_bytes: int = 0, what: str = "run output") -> None:
+    """Create ``folder`` if needed and prove a file can be written there and ``needed_bytes`` fit.
+
+    Called before training starts, so an unwritable or full disk is the
+    user's mistake (exit 2) rather than a crash an hour in.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-")
+        probe.close()
+        free = shutil.disk_usage(folder).free
+    except OSError as error:
+        raise DlcliError(f"Cannot write {what} under '{folder}': {error.strerror}. Choose another folder "
+                         "with --out, or fix its permissions.") from None
+    if free < needed_bytes:
+        raise DlcliError(f"Not enough disk space for {what} under '{folder}': {free / 2**20:.1f} MiB free, about "
+                         f"{needed_bytes / 2**20:.1f} MiB needed for checkpoints. Free some space or choose another "
+                         "folder with --out.")
+
+
 def create_run_dir(out: Path, name: str) -> Path:
     """A new ``out/<name>/<timestamp>`` directory; never an existing one."""
     parent = out / name
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-")
-        probe.close()
-    except OSError as error:
-        raise DlcliError(f"Cannot write run output under '{parent}': {error.strerror}. Choose another folder "
-                         "with --out.") from None
+    ensure_writable(parent)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for attempt in range(1000):
         path = parent / (stamp if attempt == 0 else f"{stamp}-{attempt}")
@@ -69,27 +83,50 @@ def _to_storable(tree: Any) -> dict[str, np.ndarray]:
     return out
 
 
-def save_checkpoint(path: Path, tree: Any) -> None:
-    """Save ``tree``'s leaves at ``path`` (a folder), replacing an older one atomically."""
+def save_checkpoint(path: Path, tree: Any, meta: dict[str, Any] | None = None) -> None:
+    """Save ``tree``'s leaves at ``path`` (a folder), replacing an older one atomically.
+
+    ``meta`` (JSON) is written inside the same folder before the swap, so the
+    arrays and their description are always replaced together.
+    """
     import orbax.checkpoint as ocp
 
     fresh, old = path.with_name(path.name + ".new"), path.with_name(path.name + ".old")
     for leftover in (fresh, old):
         shutil.rmtree(leftover, ignore_errors=True)
-    with ocp.PyTreeCheckpointer() as checkpointer:
-        checkpointer.save(fresh.resolve(), _to_storable(tree))
+    try:
+        with ocp.PyTreeCheckpointer() as checkpointer:
+            checkpointer.save(fresh.resolve(), _to_storable(tree))
+        if meta is not None:
+            write_json(fresh / "meta.json", meta)
+    except OSError as error:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise DlcliError(f"Cannot write the checkpoint '{path}': {error.strerror}. The previous checkpoint is kept; "
+                         "free some disk space.") from None
     if path.exists():
         path.rename(old)
     fresh.rename(path)
     shutil.rmtree(old, ignore_errors=True)
 
 
+def checkpoint_path(path: Path) -> Path:
+    """``path``, or its ``.old`` twin when an interruption fell between the two renames of a swap."""
+    if not path.exists() and path.with_name(path.name + ".old").exists():
+        return path.with_name(path.name + ".old")
+    return path
+
+
+def load_meta(path: Path) -> dict[str, Any] | None:
+    """The ``meta`` saved with a checkpoint, or None."""
+    file = checkpoint_path(path) / "meta.json"
+    return json.loads(file.read_text()) if file.is_file() else None
+
+
 def load_checkpoint(path: Path, like: Any) -> Any:
     """Restore a tree saved by :func:`save_checkpoint` into the structure of ``like``."""
     import orbax.checkpoint as ocp
 
-    if not path.exists() and path.with_name(path.name + ".old").exists():
-        path = path.with_name(path.name + ".old")  # interrupted during the swap
+    path = checkpoint_path(path)
     if not path.exists():
         raise DlcliError(f"No checkpoint at '{path}'. Was the run interrupted before its first checkpoint?")
     with ocp.PyTreeCheckpointer() as checkpointer:

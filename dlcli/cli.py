@@ -38,7 +38,10 @@ def user_errors(command):
             return command(*args, **kwargs)
         except DlcliError as error:
             typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(code=2) from None
+            raise typer.Exit(code=error.exit_code) from None  # 2; 130/143 for an interrupted training
+        except KeyboardInterrupt:
+            typer.echo("interrupted (nothing was being trained, so nothing needs saving).", err=True)
+            raise typer.Exit(code=130) from None
 
     return wrapper
 
@@ -50,17 +53,34 @@ def emit_json(data: dict) -> None:
 @app.command()
 @user_errors
 def train(
-    recipe: Annotated[str, typer.Argument(help="A recipe .toml file or a bundled recipe name (see `dlcli recipes`).")],
+    recipe: Annotated[Optional[str], typer.Argument(help="A recipe .toml file or a bundled recipe name (see "
+                                                         "`dlcli recipes`); omitted with --resume.")] = None,
     set_: SetOption = [],
     out: Annotated[Path, typer.Option("--out", help="Folder for run directories.")] = Path("runs"),
     seed: Annotated[Optional[int], typer.Option(help="Override the recipe's seed.")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run from its last "
+                                                   "checkpoint, in its own directory, with its own recipe.toml.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved recipe and where each value "
                                                               "came from, then stop.")] = False,
     json_: JsonOption = False,
 ) -> None:
-    """Train a recipe and write a run directory (recipe, metrics, checkpoints, plots)."""
+    """Train a recipe and write a run directory (recipe, metrics, checkpoints, plots).
+
+    Ctrl-C or SIGTERM saves a checkpoint and exits (130 / 143); `dlcli train --resume RUN_DIR` continues it.
+    """
     from dlcli.recipe import load_recipe
 
+    if resume is not None:
+        if recipe is not None or set_ or seed is not None or dry_run:
+            raise DlcliError("--resume continues a run with the recipe saved in its directory, so RECIPE, --set, "
+                             "--seed and --dry-run cannot be combined with it. Give only: dlcli train --resume RUN_DIR.")
+        from dlcli.report.console import make_reporter
+        from dlcli.train.loop import resume as resume_run
+
+        return show_result(resume_run(resume, make_reporter(json_mode=json_)), json_)
+    if recipe is None:
+        raise DlcliError("Give a RECIPE (a .toml file or a bundled name; `dlcli recipes` lists them), or "
+                         "--resume RUN_DIR to continue an interrupted run.")
     loaded = load_recipe(recipe, set_, seed)
     if dry_run:
         from dlcli.report.tables import print_resolved
@@ -70,7 +90,10 @@ def train(
     from dlcli.report.console import make_reporter
     from dlcli.train.loop import train as train_recipe
 
-    result = train_recipe(loaded, out, make_reporter(json_mode=json_))
+    show_result(train_recipe(loaded, out, make_reporter(json_mode=json_)), json_)
+
+
+def show_result(result, json_: bool) -> None:
     if json_:
         emit_json({"run_dir": str(result.run_dir), **result.summary})
     else:
@@ -148,6 +171,40 @@ def summary(
 
     loaded = load_recipe(recipe, set_)
     print_summary(loaded.recipe.name, *summarize(loaded))
+
+
+@app.command("compare-activations")
+@user_errors
+def compare_activations(
+    recipe: Annotated[Optional[str], typer.Argument(help="A classification/regression recipe (.toml or bundled "
+                                                         "name); default: the bundled compare-deep-mlp.")] = None,
+    activations: Annotated[str, typer.Option(help="Comma-separated hidden activations, settings in parentheses: "
+                                                  "relu,leaky_relu(negative_slope=0.1),maxout(pieces=3).")]
+    = "sigmoid,tanh,relu,leaky_relu,elu,maxout",
+    seeds: Annotated[int, typer.Option(help="Seeds per activation (the recipe's seed and the next ones); the "
+                                            "same seeds, data split and batch order for every activation.")] = 5,
+    set_: SetOption = [],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the comparison directory.")] = Path("runs"),
+    json_: JsonOption = False,
+) -> None:
+    """Compare hidden activations on one recipe, paired over seeds: losses, gradient flow, dead units, verdict."""
+    from dlcli.compare import DEFAULT_RECIPE, compare_activations as run_comparison, parse_activations
+    from dlcli.recipe import load_recipe
+
+    if seeds < 1:
+        raise DlcliError(f"--seeds {seeds}: give at least 1 seed (5 is a good start).")
+    specs = parse_activations(activations)
+    loaded = load_recipe(recipe or DEFAULT_RECIPE, set_)
+    from dlcli.report.console import make_reporter
+
+    result = run_comparison(loaded, specs, [loaded.recipe.seed + i for i in range(seeds)], out,
+                            make_reporter(json_mode=json_))
+    if json_:
+        emit_json({"run_dir": str(result.run_dir), **result.summary})
+    else:
+        from dlcli.report.compare_table import print_comparison
+
+        print_comparison(result.run_dir, result.summary)
 
 
 def main() -> None:

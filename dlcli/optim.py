@@ -1,10 +1,12 @@
 """Optimizers, learning-rate schedules, clipping and weight decay: one optax chain.
 
 ``[optimizer]`` holds ``kind`` and ``learning_rate``, the chosen optimizer's
-own settings (``momentum``, ``b1``...), and three settings shared by all:
-``schedule = { kind = "cosine", ... }``, ``clip_global_norm`` and
+own settings (``momentum``, ``b1``...), and four settings shared by all:
+``schedule = { kind = "cosine", ... }``, ``clip_global_norm``,
 ``weight_decay`` (decoupled for adamw, added to the gradient otherwise;
-weights only, never biases).
+weights only, never biases) and ``reduce_on_plateau = { factor = 0.5,
+patience = 5 }``, which scales the updates down when the training loss
+stops improving (optax.contrib; the step feeds it each batch's loss).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from dlcli.registry import Registry
 
 OPTIMIZERS = Registry("optimizer")
 SCHEDULES = Registry("schedule")
-SHARED_KEYS = ("schedule", "clip_global_norm", "weight_decay")
+SHARED_KEYS = ("schedule", "clip_global_norm", "weight_decay", "reduce_on_plateau")
+PLATEAU = Registry("reduce_on_plateau")
 
 
 @OPTIMIZERS.register("sgd")
@@ -74,6 +77,33 @@ def warmup_cosine(learning_rate: float, total_steps: int, *, warmup_steps: int =
                                               end_value)
 
 
+@PLATEAU.register("reduce_on_plateau")
+def reduce_on_plateau(steps_per_epoch: int, *, factor: float = 0.5, patience: int = 5, min_delta: float = 1e-4,
+                      cooldown: int = 0, min_scale: float = 0.0) -> optax.GradientTransformation:
+    """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement.
+
+    The training loss is averaged over an epoch's steps before it is judged,
+    so ``patience`` and ``cooldown`` count epochs, as in early stopping;
+    ``min_delta`` is the relative improvement that counts.
+    """
+    if not 0.0 < factor < 1.0:
+        raise DlcliError(f"optimizer.reduce_on_plateau.factor = {factor}: must be between 0 and 1 (exclusive).")
+    if not 0.0 < min_delta <= 1.0 or patience < 0 or cooldown < 0 or min_scale < 0:
+        raise DlcliError("optimizer.reduce_on_plateau: min_delta must be in (0, 1], and patience, cooldown and "
+                         f"min_scale >= 0 (got min_delta={min_delta}, patience={patience}, cooldown={cooldown}, "
+                         f"min_scale={min_scale}).")
+    return optax.contrib.reduce_on_plateau(factor=factor, patience=patience, rtol=min_delta, cooldown=cooldown,
+                                           accumulation_size=max(1, steps_per_epoch), min_scale=min_scale)
+
+
+def learning_rate_scale(opt_state: Any) -> float:
+    """The reduce-on-plateau factor now applied to the learning rate (1.0 without it)."""
+    import optax.tree_utils as otu
+
+    scale = otu.tree_get(opt_state, "scale")
+    return 1.0 if scale is None else float(scale)
+
+
 def weights_only(params: Any) -> Any:
     """True for weight matrices and kernels, False for biases and norm scales."""
     return jax.tree.map(lambda p: p.ndim > 1, params)
@@ -87,14 +117,19 @@ def build_schedule(config: OptimizerConfig, total_steps: int) -> optax.Schedule:
     return SCHEDULES.build(spec.pop("kind", ""), spec, config.learning_rate, total_steps, where="optimizer.schedule")
 
 
-def build_optimizer(config: OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
+def build_optimizer(config: OptimizerConfig, total_steps: int, steps_per_epoch: int = 1) -> optax.GradientTransformation:
     """The recipe's ``[optimizer]`` as one ``optax.chain``.
 
     Args:
       config: the recipe section.
       total_steps: optimizer steps in the whole run, the default horizon of decaying schedules.
+      steps_per_epoch: how many batch losses reduce-on-plateau averages before judging.
     """
     settings = config.settings()
+    plateau = settings.pop("reduce_on_plateau", None)
+    if plateau is not None and not isinstance(plateau, dict):
+        raise DlcliError(f"optimizer.reduce_on_plateau = {plateau!r}: must be a table, e.g. "
+                         "reduce_on_plateau = { factor = 0.5, patience = 5 }.")
     own = OPTIMIZERS.options(config.kind) if config.kind in OPTIMIZERS else {}
     clip = settings.pop("clip_global_norm", None)
     settings.pop("schedule", None)
@@ -108,4 +143,6 @@ def build_optimizer(config: OptimizerConfig, total_steps: int) -> optax.Gradient
         optax.clip_by_global_norm(clip) if clip else optax.identity(),
         optax.add_decayed_weights(decay, mask=weights_only) if decay else optax.identity(),
         optimizer,
+        PLATEAU.build("reduce_on_plateau", plateau, steps_per_epoch, where="optimizer.reduce_on_plateau")
+        if plateau is not None else optax.identity(),
     )

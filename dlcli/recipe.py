@@ -73,6 +73,7 @@ class TrainConfig(Section):
     l1: float = Field(0.0, ge=0.0)
     l2: float = Field(0.0, ge=0.0)
     checkpoint_seconds: float = Field(60.0, gt=0.0)
+    augment: dict[str, bool | dict[str, Any]] = {}  # name -> true | { settings }; see dlcli.data.augment
 
     @pydantic.field_validator("batch_size")
     @classmethod

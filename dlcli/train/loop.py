@@ -1,33 +1,45 @@
-"""The epoch driver: ``train(loaded, out)`` reads top to bottom.
+"""The epoch driver: ``train(loaded, out)`` and ``resume(run_dir)`` read top to bottom.
 
 It knows only "run the compiled chunk over the epoch's batches, collect the
 sums, evaluate, decide whether to stop". Models, losses, optimizers and data
-come from registries; the step comes from :mod:`dlcli.train.step`.
+come from registries (see :mod:`dlcli.train.setup`); the step comes from
+:mod:`dlcli.train.step`.
+
+Between chunks the driver may checkpoint (every ``train.checkpoint_seconds``,
+and on SIGINT/SIGTERM, after which it exits), so a run can be resumed from
+any chunk boundary and ends bit-identical to an uninterrupted one: the
+state, the best state, the epoch's partial sums, early stopping and the
+history are all saved (:mod:`dlcli.train.progress`), and the batch order is
+recomputed from (seed, epoch).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from dlcli.assemble import Assembled, Predictor, assemble
-from dlcli.checkpoint import create_run_dir, save_checkpoint, write_json, write_text
-from dlcli.data import Prepared, load_data
-from dlcli.errors import DlcliError, choices_text
-from dlcli.evaluate import STEP_METRICS, epoch_metrics, outputs_report
-from dlcli.optim import build_optimizer, build_schedule
-from dlcli.recipe import LoadedRecipe, Recipe, to_toml
-from dlcli.train.batches import epoch_indices, make_plan
+from dlcli.assemble import Predictor
+from dlcli.checkpoint import create_run_dir, ensure_writable, write_json, write_text
+from dlcli.data import Prepared
+from dlcli.data.preprocess import Preprocessing
+from dlcli.errors import DlcliError
+from dlcli.evaluate import epoch_metrics, outputs_report
+from dlcli.optim import learning_rate_scale
+from dlcli.recipe import LoadedRecipe, load_recipe, to_toml
+from dlcli.train.batches import epoch_indices
 from dlcli.train.early_stopping import EarlyStopping
+from dlcli.train.interrupt import Interrupted, StopRequests
+from dlcli.train.progress import Progress, load_resumable, save_resumable
+from dlcli.train.setup import Setup, check_metrics, check_monitor, checkpoint_bytes, make_stopping, prepare  # noqa: F401
 from dlcli.train.sharding import placement_for
 from dlcli.train.step import TrainState, make_chunk_fn, make_train_step
 
@@ -37,23 +49,6 @@ class RunResult:
     run_dir: Path
     summary: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def check_metrics(recipe: Recipe, task_kind: str) -> list[str]:
-    valid = STEP_METRICS[task_kind]
-    unknown = [m for m in recipe.evaluate.metrics if m not in valid]
-    if unknown:
-        raise DlcliError(f"evaluate.metrics: unknown metric(s) {', '.join(map(repr, unknown))} for a {task_kind} "
-                         f"task. Valid: {choices_text(valid)}.")
-    return list(recipe.evaluate.metrics)
-
-
-def check_monitor(stopping: EarlyStopping, has_val: bool, metric_names: list[str]) -> None:
-    valid = ["loss", *metric_names] + (["val_loss", *(f"val_{m}" for m in metric_names)] if has_val else [])
-    if stopping.monitor not in valid:
-        hint = " (there is no validation split: set data.validation_split > 0)" if stopping.monitor.startswith("val_") else ""
-        raise DlcliError(f"train.early_stopping.monitor = '{stopping.monitor}' is not a tracked metric{hint}. "
-                         f"Valid: {choices_text(valid)}.")
 
 
 def environment() -> dict[str, Any]:
@@ -72,108 +67,171 @@ def train(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
       reporter: receives progress (see :mod:`dlcli.report.console`).
     """
     recipe = loaded.recipe
-    started = time.perf_counter()
-    data = load_data(recipe.data, recipe.seed, loaded.resolve_path, task=recipe.task)
-    built = assemble(recipe, data.preprocessing)
-    wanted = check_metrics(recipe, built.task.kind) or built.task.default_metrics
-    x_train, y_train = data.splits["train"]
-    plan = make_plan(len(x_train), recipe.train.batch_size, recipe.train.chunks_per_epoch)
-    total_steps = plan.steps * recipe.train.epochs
-    optimizer = build_optimizer(recipe.optimizer, total_steps)
-    schedule = build_schedule(recipe.optimizer, total_steps)
-    stopping = make_stopping(recipe, "val" in data.splits, wanted)
-
+    ensure_writable(out / recipe.name)  # fail before loading data, not after
+    setup = prepare(loaded)
+    state = setup.initial_state()
+    ensure_writable(out / recipe.name, checkpoint_bytes(state))
     run_dir = create_run_dir(out, recipe.name)
-    resolved = recipe.model_copy(update={"task": built.task.kind})
+    paths = {key: str(loaded.resolve_path(value)) for key in ("path", "val_path", "test_path")
+             if (value := getattr(recipe.data, key)) is not None}  # absolute: the run dir must work from anywhere
+    resolved = recipe.model_copy(update={"task": setup.built.task.kind, "data": recipe.data.model_copy(update=paths)})
     write_text(run_dir / "recipe.toml", f"# resolved from {loaded.source}\n" + to_toml(resolved))
-    data.preprocessing.save(run_dir / "preprocessing.json")
+    setup.data.preprocessing.save(run_dir / "preprocessing.json")
+    return fit(setup, run_dir, reporter, state, copy_tree(state), Progress())
 
-    step = make_train_step(built.train_graph, built.loss_fn, optimizer, built.task, recipe.train.l1, recipe.train.l2)
-    run_chunk = make_chunk_fn(step)
-    predictor = Predictor(built.eval_graph)
-    placement = placement_for(plan.batch_size)
-    state = placement.put_replicated(
-        TrainState(built.params, built.rest, optimizer.init(built.params), jnp.zeros((), jnp.int32)))
-    x_all, y_all = placement.put_replicated((x_train, y_train))
-    x_val = jax.device_put(data.splits["val"][0]) if "val" in data.splits else None
 
-    reporter.start(recipe.name, recipe.train.epochs, plan.steps, len(x_train), str(run_dir))
-    history: list[dict[str, Any]] = []
-    best = copy_tree(state)
-    last_save, train_seconds, ended = time.perf_counter(), 0.0, "completed"
-    metrics_file = (run_dir / "metrics.jsonl").open("a")
-    try:
-        for epoch in range(1, recipe.train.epochs + 1):
-            tick = time.perf_counter()
-            idx, weight = epoch_indices(len(x_train), plan, recipe.seed, epoch)
-            sums: dict[str, float] = {}
-            for chunk in range(plan.chunks):
-                state, chunk_sums = run_chunk(state, x_all, y_all, placement.put_batches(idx[chunk]),
-                                              placement.put_batches(weight[chunk]))
-                chunk_sums = jax.device_get(chunk_sums)
-                sums = {k: sums.get(k, 0.0) + float(v) for k, v in chunk_sums.items()}
-                reporter.advance(plan.steps_per_chunk)
-                if not math.isfinite(sums["loss"]):
-                    raise Diverged(epoch, chunk, history)
-            seconds = time.perf_counter() - tick
-            train_seconds += seconds
-            record = {"epoch": epoch, "loss": sums["loss"] / sums["count"]}
-            if "correct" in sums:
-                record["accuracy"] = sums["correct"] / sums["count"]
-            if x_val is not None:
-                logits = predictor(state.params, state.rest, x_val)
-                report = outputs_report(built.task, built.loss_fn, logits, data.splits["val"][1],
-                                        data.preprocessing.classes)
-                record.update(epoch_metrics(report, wanted, "val_"))
-            record.update(learning_rate=float(schedule(int(state.step) - 1)), time_s=seconds,
-                          samples_per_s=len(x_train) / seconds)
-            history.append(record)
-            metrics_file.write(json_line(record))
-            metrics_file.flush()
-            reporter.epoch(record)
-            is_best, stop = stopping.update(epoch, record.get(stopping.monitor, math.nan))
-            if is_best:
-                best = copy_tree(state)
-            if time.perf_counter() - last_save > recipe.train.checkpoint_seconds:
-                save_checkpoint(run_dir / "checkpoints" / "last", state)
-                save_checkpoint(run_dir / "checkpoints" / "best", best)
-                last_save = time.perf_counter()
-            if stop:
-                ended = "early_stopped"
-                reporter.note(f"early stopping: {stopping.monitor} did not improve by more than "
-                              f"{stopping.min_delta} for {stopping.patience} epochs; best epoch {stopping.best_epoch}")
-                break
-    except Diverged as error:
-        ended = "diverged"
-        reporter.note(str(error))
-    finally:
-        metrics_file.close()
-        reporter.close()
-    save_checkpoint(run_dir / "checkpoints" / "last", state)
-    save_checkpoint(run_dir / "checkpoints" / "best", best)
-    summary = finish(run_dir, recipe, built, data, predictor, best, history, stopping, ended,
-                     train_seconds, time.perf_counter() - started, run_chunk)
+def resume(run_dir: Path, reporter) -> RunResult:
+    """Continue an interrupted run in its own directory, from its last checkpoint.
+
+    The run's ``recipe.toml`` is the recipe; the data must still give the
+    preprocessing the run fitted. Only the run's own files are rewritten.
+    """
+    check_resumable(run_dir)
+    setup = prepare(load_recipe(str(run_dir / "recipe.toml")))
+    fitted = json.loads(json.dumps(asdict(setup.data.preprocessing)))
+    if fitted != json.loads((run_dir / "preprocessing.json").read_text()):
+        raise DlcliError(f"Cannot resume '{run_dir}': its data no longer gives the same training split and "
+                         "preprocessing (the data file changed since the run started). Start a new run.")
+    ensure_writable(run_dir, 0, "the resumed run")
+    state, best, progress = load_resumable(run_dir / "checkpoints", setup.initial_state())
+    reporter.note(f"resuming {run_dir} at {progress.position}")
+    return fit(setup, run_dir, reporter, state, best, progress)
+
+
+def check_resumable(run_dir: Path) -> None:
+    for name in ("recipe.toml", "preprocessing.json"):
+        if not (run_dir / name).is_file():
+            raise DlcliError(f"--resume '{run_dir}': not a dlcli run directory ({name} is missing). Pass the folder "
+                             "that `dlcli train` printed (runs/<recipe>/<timestamp>).")
+    summary = run_dir / "summary.json"
+    ended = json.loads(summary.read_text()).get("ended") if summary.is_file() else None
     if ended == "diverged":
-        raise DlcliError(f"Training diverged: the loss became NaN or infinite in epoch {len(history) + 1}. "
-                         f"The last good weights are saved in {run_dir}. Lower optimizer.learning_rate, "
-                         "or add optimizer.clip_global_norm.")
-    return RunResult(run_dir, summary, history)
+        raise DlcliError(f"--resume '{run_dir}': this run diverged; resuming would replay the same steps and diverge "
+                         "again. Start a new run with a lower optimizer.learning_rate.")
+    if ended not in (None, "interrupted"):
+        raise DlcliError(f"--resume '{run_dir}': this run already ended ({ended}); there is nothing to resume. "
+                         "Start a new run (with more train.epochs) to train longer.")
 
 
 class Diverged(Exception):
-    def __init__(self, epoch: int, chunk: int, history: list[dict[str, Any]]):
-        last = f"{history[-1]['loss']:.6g}" if history else "none"
-        super().__init__(f"loss became NaN or infinite in epoch {epoch} (chunk {chunk + 1}); last finite epoch "
-                         f"loss {last}")
+    def __init__(self, epoch: int, step: int, steps: int, last_finite: float):
+        self.where = {"epoch": epoch, "step": step, "last_finite_loss": last_finite}
+        super().__init__(f"the loss became NaN or infinite in epoch {epoch}, step {step} of {steps}; the last finite "
+                         f"loss was {last_finite:.6g}")
 
 
-def make_stopping(recipe: Recipe, has_val: bool, wanted: list[str]) -> EarlyStopping:
-    config = recipe.train.early_stopping
-    monitor = config.monitor if config else ("val_loss" if has_val else "loss")
-    stopping = EarlyStopping(monitor=monitor, mode=EarlyStopping.resolve_mode(monitor, config.mode if config else "auto"),
-                             patience=config.patience if config else None, min_delta=config.min_delta if config else 0.0)
-    check_monitor(stopping, has_val, [m for m in ("accuracy", *wanted)])
-    return stopping
+def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, best: TrainState, progress: Progress) -> RunResult:
+    """Run epochs from ``progress`` to the end, checkpointing, and write the summary."""
+    recipe, plan, built = setup.recipe, setup.plan, setup.built
+    started = time.perf_counter()
+    step = make_train_step(built.train_graph, built.loss_fn, setup.optimizer, built.task, recipe.train.l1,
+                           recipe.train.l2, setup.augment)
+    run_chunk = make_chunk_fn(step)
+    predictor = Predictor(built.eval_graph)
+    placement = placement_for(plan.batch_size)
+    state, best = placement.put_replicated((state, best))
+    x_train, y_train = setup.data.splits["train"]
+    x_all, y_all = placement.put_replicated((x_train, y_train))
+    stopping = EarlyStopping(**progress.stopping) if progress.stopping else setup.stopping
+    checkpoints = run_dir / "checkpoints"
+    write_text(run_dir / "metrics.jsonl", "".join(json_line(r) for r in progress.history))  # drop unsaved epochs
+
+    reporter.start(recipe.name, recipe.train.epochs, plan.steps, len(x_train), str(run_dir))
+    reporter.advance(progress.chunk * plan.steps_per_chunk)
+    last_save, saved = time.perf_counter(), None
+    try:
+        with StopRequests() as stop, (run_dir / "metrics.jsonl").open("a") as metrics_file:
+            while not progress.finished:
+                good_state, good = copy_tree(state), progress.snapshot(stopping)  # kept in case the epoch diverges
+                idx, weight = epoch_indices(len(x_train), plan, recipe.seed, progress.epoch)
+                while progress.chunk < plan.chunks:
+                    if stop.requested or time.perf_counter() - last_save > recipe.train.checkpoint_seconds:
+                        saved = progress.snapshot(stopping)
+                        save_resumable(checkpoints, state, best, saved)
+                        last_save = time.perf_counter()
+                        if stop.requested:
+                            raise interrupted(stop, run_dir, recipe.name, progress, recipe.train.epochs)
+                    tick = time.perf_counter()
+                    state, sums = run_chunk(state, x_all, y_all, placement.put_batches(idx[progress.chunk]),
+                                            placement.put_batches(weight[progress.chunk]))
+                    sums = jax.device_get(sums)
+                    progress.epoch_seconds += time.perf_counter() - tick
+                    check_finite(sums, progress, plan)
+                    progress.add(sums)
+                    reporter.advance(plan.steps_per_chunk)
+                record = epoch_record(setup, predictor, state, progress, len(x_train))
+                progress.history.append(record)
+                metrics_file.write(json_line(record))
+                metrics_file.flush()
+                reporter.epoch(record)
+                is_best, stop_early = stopping.update(progress.epoch, record.get(stopping.monitor, math.nan))
+                if is_best:
+                    best = copy_tree(state)
+                progress.train_seconds += progress.epoch_seconds
+                progress.next_epoch()
+                progress.finished = stop_early or progress.epoch > recipe.train.epochs
+                if stop_early:
+                    reporter.note(f"early stopping: {stopping.monitor} did not improve by more than "
+                                  f"{stopping.min_delta} for {stopping.patience} epochs; best epoch "
+                                  f"{stopping.best_epoch}")
+            save_resumable(checkpoints, state, best, progress.snapshot(stopping))
+    except Diverged as error:
+        if saved is None or (saved.epoch, saved.chunk) < (good.epoch, good.chunk):
+            save_resumable(checkpoints, good_state, best, good)  # never overwrite a good checkpoint with NaNs
+        summary = finish(run_dir, setup, predictor, best, good.history, stopping, "diverged",
+                         good.train_seconds, time.perf_counter() - started, run_chunk, diverged_at=error.where)
+        lr = recipe.optimizer.learning_rate
+        raise DlcliError(f"Training diverged: {error}. The run stopped; the last good checkpoint ({good.position}) "
+                         f"and the best weights (epoch {summary['best_epoch']}) are kept in {run_dir}, and "
+                         f"summary.json says \"ended\": \"diverged\". Lower optimizer.learning_rate (now {lr:g}), "
+                         "or set optimizer.clip_global_norm = 1.0.") from None
+    finally:
+        reporter.close()
+    ended = "early_stopped" if len(progress.history) < recipe.train.epochs else "completed"
+    summary = finish(run_dir, setup, predictor, best, progress.history, stopping, ended, progress.train_seconds,
+                     time.perf_counter() - started, run_chunk)
+    return RunResult(run_dir, summary, progress.history)
+
+
+def check_finite(sums: dict[str, Any], progress: Progress, plan) -> None:
+    """Raise :class:`Diverged` naming the first step whose loss was NaN or infinite."""
+    at = int(sums["nonfinite_at"])
+    if at < 0 and math.isfinite(float(sums["loss"])):
+        return
+    at = max(at, 0)
+    last = float(sums["last_finite_loss"])
+    if not math.isfinite(last):  # the chunk's first step: fall back on what came before it
+        if progress.sums.get("count"):
+            last = progress.sums["loss"] / progress.sums["count"]
+        elif progress.history:
+            last = progress.history[-1]["loss"]
+    raise Diverged(progress.epoch, progress.chunk * plan.steps_per_chunk + at + 1, plan.steps, last)
+
+
+def interrupted(stop: StopRequests, run_dir: Path, name: str, progress: Progress, epochs: int) -> Interrupted:
+    """Record the interruption in summary.json and build the exception that says how to resume."""
+    write_json(run_dir / "summary.json", {"recipe": name, "ended": "interrupted", "signal": stop.name,
+                                          "epochs_run": len(progress.history), "epoch": progress.epoch,
+                                          "chunk": progress.chunk, "resume": f"dlcli train --resume {run_dir}"})
+    return Interrupted(stop.signum, f"interrupted by {stop.name} at {progress.position} of {epochs}; the state is "
+                                    f"saved in {run_dir / 'checkpoints'}. Resume with: dlcli train --resume {run_dir}")
+
+
+def epoch_record(setup: Setup, predictor: Predictor, state: TrainState, progress: Progress, examples: int) -> dict:
+    """The epoch's line in metrics.jsonl: training sums, validation metrics, learning rate, speed."""
+    sums, built = progress.sums, setup.built
+    record = {"epoch": progress.epoch, "loss": sums["loss"] / sums["count"]}
+    if "correct" in sums:
+        record["accuracy"] = sums["correct"] / sums["count"]
+    if "val" in setup.data.splits:
+        x_val, y_val = setup.data.splits["val"]
+        logits = predictor(state.params, state.rest, jax.device_put(x_val))
+        report = outputs_report(built.task, built.loss_fn, logits, y_val, setup.data.preprocessing.classes)
+        record.update(epoch_metrics(report, setup.wanted, "val_"))
+    learning_rate = float(setup.schedule(int(state.step) - 1)) * learning_rate_scale(state.opt_state)
+    seconds = max(progress.epoch_seconds, 1e-9)
+    record.update(learning_rate=learning_rate, time_s=seconds, samples_per_s=examples / seconds)
+    return record
 
 
 def copy_tree(tree: Any) -> Any:
@@ -182,8 +240,6 @@ def copy_tree(tree: Any) -> Any:
 
 
 def json_line(record: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(record) + "\n"
 
 
@@ -191,21 +247,23 @@ def final_split(data: Prepared) -> str:
     return "test" if "test" in data.splits else ("val" if "val" in data.splits else "train")
 
 
-def finish(run_dir: Path, recipe: Recipe, built: Assembled, data: Prepared, predictor: Predictor, best: TrainState,
-           history: list[dict], stopping: EarlyStopping, ended: str, train_seconds: float, wall_seconds: float,
-           run_chunk) -> dict[str, Any]:
+def finish(run_dir: Path, setup: Setup, predictor: Predictor, best: TrainState, history: list[dict],
+           stopping: EarlyStopping, ended: str, train_seconds: float, wall_seconds: float, run_chunk,
+           **extra: Any) -> dict[str, Any]:
     """Evaluate the best weights on the held-out split; write summary.json and plots."""
     from dlcli.report.figures import write_run_plots
 
+    data, built = setup.data, setup.built
     split = final_split(data)
     x, y = data.splits[split]
     logits = predictor(best.params, best.rest, jax.device_put(x))
     report = outputs_report(built.task, built.loss_fn, logits, y, data.preprocessing.classes)
     examples = sum(r["samples_per_s"] * r["time_s"] for r in history)
     summary = {
-        "recipe": recipe.name,
+        "recipe": setup.recipe.name,
         "task": built.task.kind,
         "ended": ended,
+        **extra,
         "epochs_run": len(history),
         "best_epoch": stopping.best_epoch,
         "monitor": stopping.monitor,

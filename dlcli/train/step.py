@@ -27,6 +27,7 @@ class TrainState(NamedTuple):
     rest: Any  # everything else: batch statistics, dropout RNG counters
     opt_state: Any
     step: jax.Array  # optimizer steps taken
+    key: Any = None  # PRNG key of on-device data augmentation (None without augmentation)
 
 
 def weight_penalty(params: Any, l1: float, l2: float) -> jax.Array:
@@ -41,23 +42,33 @@ def weight_penalty(params: Any, l1: float, l2: float) -> jax.Array:
 
 
 def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.GradientTransformation, task: Task,
-                    l1: float = 0.0, l2: float = 0.0) -> Callable:
-    """``step(state, x, y, w) -> (state, sums)``: one optimizer update on one batch."""
+                    l1: float = 0.0, l2: float = 0.0, augment: Callable | None = None) -> Callable:
+    """``step(state, x, y, w) -> (state, sums)``: one optimizer update on one batch.
+
+    ``augment(key, x) -> x`` (see :mod:`dlcli.data.augment`) transforms the batch
+    on the device with a key split from ``state.key``, so augmentation is
+    seeded and resumes exactly. The optimizer receives the batch loss as
+    ``value`` (reduce-on-plateau reads it; other transformations ignore it).
+    """
 
     def step(state: TrainState, x: jax.Array, y: jax.Array, w: jax.Array) -> tuple[TrainState, dict]:
         count = w.sum()
+        if augment is not None:
+            key, batch_key = jax.random.split(state.key)
+            state = state._replace(key=key)
+            x = augment(batch_key, x)
 
         def objective(params):
-            model = nnx.merge(graphdef, params, state.rest)
+            model = nnx.merge(graphdef, params, state.rest, copy=True)  # fresh Variables: dropout/BN mutate them under grad
             logits = model(x)  # (B, O)
             losses = loss_fn(logits, y)  # (B,)
             data_loss = (losses * w).sum() / jnp.maximum(count, 1.0)
             _, _, rest = nnx.split(model, nnx.Param, ...)
-            return data_loss + weight_penalty(params, l1, l2), (logits, losses, rest)
+            return data_loss + weight_penalty(params, l1, l2), (data_loss, logits, losses, rest)
 
-        (_, (logits, losses, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        new = TrainState(optax.apply_updates(state.params, updates), rest, opt_state, state.step + 1)
+        (_, (data_loss, logits, losses, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params, value=data_loss)
+        new = TrainState(optax.apply_updates(state.params, updates), rest, opt_state, state.step + 1, state.key)
         new = jax.tree.map(lambda a, b: jnp.where(count > 0, a, b), new, state)
         sums = {"loss": (losses * w).sum(), "count": count}
         if task.kind == "classification":
@@ -68,17 +79,29 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.Gr
 
 
 def make_chunk_fn(step: Callable) -> Callable:
-    """``run_chunk(state, x_all, y_all, idx, w) -> (state, sums)``, jitted, donating the state."""
+    """``run_chunk(state, x_all, y_all, idx, w) -> (state, sums)``, jitted, donating the state.
+
+    Besides the summed metrics, ``sums`` carries two diagnostics that are not
+    sums: ``nonfinite_at``, the index in the chunk of the first step whose
+    loss was NaN or infinite (-1 if none), and ``last_finite_loss``, the mean
+    batch loss of the step before it (NaN if there is none).
+    """
 
     def run_chunk(state: TrainState, x_all: jax.Array, y_all: jax.Array, idx: jax.Array, w: jax.Array):
         def body(carry, batch):
             state, sums = carry
             i, wi = batch  # (B,), (B,)
             state, batch_sums = step(state, x_all[i], y_all[i], wi)
-            return (state, jax.tree.map(jnp.add, sums, batch_sums)), None
+            batch_loss = batch_sums["loss"] / jnp.maximum(batch_sums["count"], 1.0)
+            return (state, jax.tree.map(jnp.add, sums, batch_sums)), batch_loss
 
         zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: step(state, x_all[idx[0]], y_all[idx[0]], w[0])[1]))
-        (state, sums), _ = jax.lax.scan(body, (state, zeros), (idx, w))
+        (state, sums), step_losses = jax.lax.scan(body, (state, zeros), (idx, w))  # step_losses: (S,)
+        bad = ~jnp.isfinite(step_losses)
+        first_bad = jnp.where(bad.any(), jnp.argmax(bad), -1)
+        previous = step_losses[jnp.maximum(first_bad - 1, 0)]
+        sums = {**sums, "nonfinite_at": first_bad,
+                "last_finite_loss": jnp.where(first_bad > 0, previous, jnp.nan)}
         return state, sums
 
     return jax.jit(run_chunk, donate_argnums=0)

@@ -1,0 +1,100 @@
+"""Everything a run needs, built and checked before any file is written.
+
+:func:`prepare` loads the data and builds the model, loss, optimizer,
+schedule, early stopping and augmentation from a validated recipe. Every
+user mistake a recipe or its data can hold surfaces here, as a
+:class:`DlcliError`, before training starts and before a run directory
+exists (the fuzz tests drive this path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dlcli.assemble import Assembled, assemble
+from dlcli.data import Prepared, load_data
+from dlcli.data.augment import build_augment
+from dlcli.errors import DlcliError, choices_text
+from dlcli.evaluate import STEP_METRICS
+from dlcli.optim import build_optimizer, build_schedule
+from dlcli.recipe import LoadedRecipe, Recipe
+from dlcli.train.batches import Plan, make_plan
+from dlcli.train.early_stopping import EarlyStopping
+from dlcli.train.step import TrainState
+
+
+@dataclass
+class Setup:
+    loaded: LoadedRecipe
+    data: Prepared
+    built: Assembled
+    wanted: list[str]  # metrics reported each epoch
+    plan: Plan
+    optimizer: Any  # optax.GradientTransformation
+    schedule: Callable[[int], Any]
+    stopping: EarlyStopping
+    augment: Callable | None  # (key, x) -> x, on the device
+
+    @property
+    def recipe(self) -> Recipe:
+        return self.loaded.recipe
+
+    def initial_state(self) -> TrainState:
+        """The state before the first step: initial weights, fresh optimizer, augmentation key from the seed."""
+        key = jax.random.key(self.recipe.seed) if self.augment is not None else None
+        return TrainState(self.built.params, self.built.rest, self.optimizer.init(self.built.params),
+                          jnp.zeros((), jnp.int32), key)
+
+
+def check_metrics(recipe: Recipe, task_kind: str) -> list[str]:
+    valid = STEP_METRICS[task_kind]
+    unknown = [m for m in recipe.evaluate.metrics if m not in valid]
+    if unknown:
+        raise DlcliError(f"evaluate.metrics: unknown metric(s) {', '.join(map(repr, unknown))} for a {task_kind} "
+                         f"task. Valid: {choices_text(valid)}.")
+    return list(recipe.evaluate.metrics)
+
+
+def check_monitor(stopping: EarlyStopping, has_val: bool, metric_names: list[str]) -> None:
+    valid = ["loss", *metric_names] + (["val_loss", *(f"val_{m}" for m in metric_names)] if has_val else [])
+    if stopping.monitor not in valid:
+        hint = " (there is no validation split: set data.validation_split > 0)" if stopping.monitor.startswith("val_") else ""
+        raise DlcliError(f"train.early_stopping.monitor = '{stopping.monitor}' is not a tracked metric{hint}. "
+                         f"Valid: {choices_text(valid)}.")
+
+
+def make_stopping(recipe: Recipe, has_val: bool, wanted: list[str]) -> EarlyStopping:
+    config = recipe.train.early_stopping
+    monitor = config.monitor if config else ("val_loss" if has_val else "loss")
+    stopping = EarlyStopping(monitor=monitor, mode=EarlyStopping.resolve_mode(monitor, config.mode if config else "auto"),
+                             patience=config.patience if config else None, min_delta=config.min_delta if config else 0.0)
+    check_monitor(stopping, has_val, [m for m in ("accuracy", *wanted)])
+    return stopping
+
+
+def prepare(loaded: LoadedRecipe) -> Setup:
+    """Load the recipe's data and build every component; raises DlcliError for any mistake in them."""
+    recipe = loaded.recipe
+    data = load_data(recipe.data, recipe.seed, loaded.resolve_path, task=recipe.task)
+    built = assemble(recipe, data.preprocessing)
+    wanted = check_metrics(recipe, built.task.kind) or built.task.default_metrics
+    plan = make_plan(len(data.splits["train"][0]), recipe.train.batch_size, recipe.train.chunks_per_epoch)
+    total_steps = plan.steps * recipe.train.epochs
+    optimizer = build_optimizer(recipe.optimizer, total_steps, plan.steps)
+    schedule = build_schedule(recipe.optimizer, total_steps)
+    stopping = make_stopping(recipe, "val" in data.splits, wanted)
+    augment = build_augment(recipe.train.augment, data.preprocessing.input_shape)
+    return Setup(loaded, data, built, wanted, plan, optimizer, schedule, stopping, augment)
+
+
+def checkpoint_bytes(state: Any) -> int:
+    """Disk a run's checkpoints need at most: last (state + best) and best, each swapped through a copy."""
+    size = sum(np.asarray(leaf).nbytes for leaf in jax.tree.leaves(state)
+               if not jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key))
+    return 6 * size + (1 << 20)
