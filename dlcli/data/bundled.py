@@ -124,3 +124,7 @@ def digits(seed: int) -> Raw:
     bunch = load_digits()
     x = (bunch.images / 16.0).astype(np.float32)[..., None]  # (N, 8, 8, 1)
     return Raw(x=x, y=bunch.target.astype(np.int64), classes=[str(d) for d in range(10)])
+
+
+# More entries register on import: packaged images, sequences, generated mixtures.
+from dlcli.data import images, mixtures, sequences  # noqa: E402,F401

@@ -1,0 +1,108 @@
+"""Convolutional networks: conv -> activation -> max-pool blocks, then dense layers.
+
+A convolution slides a small kernel over the image, so the same weights
+detect an edge or a stroke wherever it appears; max pooling keeps the
+strongest response in each window, halving the resolution and giving some
+invariance to small shifts. The input shape ``(H, W, C)`` comes from the
+data; a ``(H, W)`` grey image gets its channel axis added.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from dlcli.activations import ActivationSpec
+from dlcli.errors import DlcliError
+from dlcli.models import MODELS
+from dlcli.models.layers import Activation, Flatten, Sequential
+
+
+class MaxPool(nnx.Module):
+    """Max over ``size x size`` windows with stride ``size``: (B, H, W, C) -> (B, H/size, W/size, C)."""
+
+    def __init__(self, size: int):
+        self.name = f"{size}x{size}"
+        self.size = size
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return nnx.max_pool(x, (self.size, self.size), strides=(self.size, self.size))
+
+
+class AddChannel(nnx.Module):
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x[..., None]  # (B, H, W) -> (B, H, W, 1)
+
+
+def image_shape(in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(in_shape) == 2:
+        return (*in_shape, 1)
+    if len(in_shape) != 3:
+        raise DlcliError(f"[model] kind = 'cnn' needs images shaped (H, W) or (H, W, C) per example; the data "
+                         f"has shape {list(in_shape)}. Use an NPZ whose x is (N, H, W, C), or kind = 'mlp'.")
+    return in_shape  # type: ignore[return-value]
+
+
+def conv_stack(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, blocks: list[tuple[int, int, str]],
+               pool_size: int, activation: ActivationSpec, dense: list[int], dropout: float) -> Sequential:
+    """Blocks of (filters, kernel, padding), each conv -> activation -> max-pool; then dense -> logits."""
+    height, width, channels = image_shape(in_shape)
+    layers: list[nnx.Module] = [AddChannel()] if len(in_shape) == 2 else []
+    for filters, kernel, padding in blocks:
+        layers += [nnx.Conv(channels, filters, (kernel, kernel), padding=padding, rngs=rngs), Activation(activation)]
+        if padding == "VALID":
+            height, width = height - kernel + 1, width - kernel + 1
+        if pool_size > 1:
+            if min(height, width) < pool_size:
+                raise DlcliError(f"[model]: after {len(layers) // 3} block(s) the feature map is {height}x{width}, "
+                                 f"too small for pool_size = {pool_size}. Use fewer filters blocks or a smaller "
+                                 "pool_size.")
+            layers.append(MaxPool(pool_size))
+            height, width = height // pool_size, width // pool_size
+        channels = filters
+    layers.append(Flatten())
+    features = height * width * channels
+    for size in dense:
+        layers += [nnx.Linear(features, size, rngs=rngs), Activation(activation)]
+        if dropout:
+            layers.append(nnx.Dropout(dropout, rngs=rngs))
+        features = size
+    layers.append(nnx.Linear(features, out_dim, rngs=rngs))
+    return Sequential(*layers)
+
+
+@MODELS.register("cnn")
+def cnn(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, filters: list[int] = [32, 64],
+        kernel_size: int = 3, padding: Literal["SAME", "VALID"] = "SAME", pool_size: int = 2,
+        activation: ActivationSpec = "relu", dense: list[int] = [128], dropout: float = 0.0) -> nnx.Module:
+    """Conv blocks then dense layers; the output layer is linear (logits).
+
+    Args:
+      filters: output channels of each conv block, e.g. ``[32, 64]`` (one block each).
+      kernel_size: the square kernel's side.
+      padding: ``SAME`` keeps the size, ``VALID`` shrinks it by ``kernel_size - 1``.
+      pool_size: max-pooling window and stride after each block (1 = no pooling).
+      activation: the non-linearity after each conv and dense layer.
+      dense: widths of the dense layers after the last block.
+      dropout: drop probability after each dense activation (training only).
+    """
+    if kernel_size < 1 or pool_size < 1:
+        raise DlcliError("[model]: kernel_size and pool_size must be >= 1.")
+    blocks = [(f, kernel_size, padding) for f in filters]
+    return conv_stack(in_shape, out_dim, rngs, blocks, pool_size, activation, dense, dropout)
+
+
+@MODELS.register("lenet")
+def lenet(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, activation: ActivationSpec = "tanh",
+          dropout: float = 0.0) -> nnx.Module:
+    """LeNet-5 (LeCun et al., 1998): 6 and 16 filters of 5x5, each max-pooled, then 120 -> 84 -> classes.
+
+    The first convolution pads (28x28 MNIST stands in for the paper's padded
+    32x32), the second does not: 28 -> pool 14 -> conv 10 -> pool 5.
+    """
+    blocks = [(6, 5, "SAME"), (16, 5, "VALID")]
+    return conv_stack(in_shape, out_dim, rngs, blocks, 2, activation, [120, 84], dropout)

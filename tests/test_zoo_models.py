@@ -1,0 +1,81 @@
+"""CNN and recurrent models: shapes from the data, compiled once, the lecture's results."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dlcli.data.bundled import DATASETS
+from dlcli.errors import DlcliError
+from dlcli.models import MODELS, build_model
+from zoo_helpers import run_recipe
+
+def output_shape(model, shape):
+    return jax.eval_shape(model, jax.ShapeDtypeStruct(shape, jnp.float32)).shape
+
+
+SHAPES = {"cnn": (8, 8, 1), "lenet": (28, 28, 1), "rnn": (12, 3), "lstm": (12, 3), "gru": (12, 3)}
+
+
+@pytest.mark.parametrize("kind", sorted(SHAPES))
+def test_every_zoo_model_maps_data_shaped_inputs_to_outputs(kind):
+    model = build_model(kind, {}, SHAPES[kind], 5, seed=0)
+    assert output_shape(model, (4, *SHAPES[kind])) == (4, 5)
+
+
+@pytest.mark.parametrize("kind,shape", [("cnn", (8, 8)), ("lstm", (12,)), ("gru", (12, 3))])
+def test_channel_and_feature_axes_are_added_or_read_from_the_data(kind, shape):
+    settings = {"bidirectional": True, "layers": 2} if kind == "gru" else {}
+    model = build_model(kind, settings, shape, 3, seed=0)
+    assert output_shape(model, (2, *shape)) == (2, 3)
+
+
+def test_cnn_on_flat_features_says_what_shape_it_needs():
+    with pytest.raises(DlcliError, match=r"\(H, W\) or \(H, W, C\).*\[64\]"):
+        build_model("cnn", {}, (64,), 10, seed=0)
+
+
+def test_recurrent_model_on_images_says_what_shape_it_needs():
+    with pytest.raises(DlcliError, match=r"\(T, F\)"):
+        build_model("lstm", {}, (8, 8, 1), 10, seed=0)
+
+
+def test_unknown_model_setting_names_the_valid_ones():
+    with pytest.raises(DlcliError, match="unknown key 'filter'.*Did you mean 'filters'"):
+        build_model("cnn", {"filter": [8]}, (8, 8, 1), 10, seed=0)
+
+
+def test_packaged_data_sets_load_offline_with_their_shapes():
+    mnist = DATASETS.build("mnist", {}, 0)
+    assert mnist.x.shape == (5000, 28, 28, 1) and 0.0 <= mnist.x.min() and mnist.x.max() <= 1.0
+    assert sorted(np.unique(mnist.y)) == list(range(10))
+    gunpoint = DATASETS.build("gunpoint", {}, 0)
+    assert gunpoint.x.shape == (200, 150, 1) and sorted(np.unique(gunpoint.y)) == [0, 1]
+
+
+def test_digits_cnn_trains_with_one_compilation(tmp_path):
+    result = run_recipe("digits-cnn", tmp_path, "train.epochs=2")
+    assert result.summary["compilations"]["train_chunk"] == 1
+    assert result.summary["final"]["accuracy"] > 0.7
+
+
+def test_lstm_regression_on_sine_waves_compiles_once(tmp_path):
+    result = run_recipe("sine-lstm", tmp_path, "train.epochs=4", "data.options.samples=600")
+    assert result.summary["compilations"]["train_chunk"] == 1
+    assert result.summary["final"]["r2"] > 0.5
+
+
+def test_lstm_remembers_what_a_plain_rnn_forgets(tmp_path):
+    """The lecture's reason for the LSTM: a label set 30 noisy steps back."""
+    lstm = run_recipe("long-memory-lstm", tmp_path / "lstm", "data.options.samples=1500")
+    rnn = run_recipe("long-memory-lstm", tmp_path / "rnn", "data.options.samples=1500", "model.kind=rnn")
+    assert lstm.summary["final"]["accuracy"] >= 0.9
+    assert rnn.summary["final"]["accuracy"] <= 0.75
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe,metric,threshold", [
+    ("digits-cnn", "accuracy", 0.98), ("mnist-lenet", "accuracy", 0.95), ("sine-lstm", "r2", 0.95),
+    ("gunpoint-gru", "accuracy", 0.85), ("long-memory-lstm", "accuracy", 0.95)])
+def test_bundled_zoo_recipe_reaches_its_stated_result(tmp_path, recipe, metric, threshold):
+    assert run_recipe(recipe, tmp_path).summary["final"][metric] >= threshold
