@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from dlcli.errors import DlcliError
 from dlcli.registry import Registry
 
 ACTIVATIONS = Registry("activation")
@@ -65,12 +66,43 @@ def linear() -> Callable:
     return lambda x: x
 
 
+@ACTIVATIONS.register("maxout")
+def maxout(*, pieces: int = 2) -> Callable:
+    """Each unit is the max of ``pieces`` linear pieces (Goodfellow et al., 2013).
+
+    Not element-wise: the layer before it must emit ``units * pieces`` values,
+    which :func:`pieces_per_unit` tells a model builder to allocate.
+    """
+    if pieces < 1:
+        raise DlcliError(f"model.activation: maxout pieces = {pieces}; each unit needs at least 1 linear piece "
+                         "(2 or more to be non-linear).")
+
+    def fn(x):
+        if x.shape[-1] % pieces:
+            raise DlcliError(f"maxout with {pieces} pieces got a layer of {x.shape[-1]} outputs, not a multiple of "
+                             f"{pieces}: this model kind does not widen its layers for maxout. Use model.kind = "
+                             "\"mlp\", or another activation.")
+        grouped = x.reshape(*x.shape[:-1], x.shape[-1] // pieces, pieces)  # (..., units, pieces)
+        return grouped.max(axis=-1)
+
+    return fn
+
+
 def split_spec(spec: ActivationSpec) -> tuple[str, dict[str, Any]]:
     """``"relu"`` or ``{kind = "leaky_relu", negative_slope = 0.1}`` -> (name, settings)."""
     if isinstance(spec, str):
         return spec, {}
     settings = dict(spec)
     return settings.pop("kind", ""), settings
+
+
+def pieces_per_unit(spec: ActivationSpec) -> int:
+    """How many pre-activations each unit consumes: ``pieces`` for maxout, 1 for element-wise ones."""
+    name, settings = split_spec(spec)
+    if name != "maxout":
+        return 1
+    get_activation(spec)  # reports a bad setting before any layer is sized by it
+    return ACTIVATIONS.validate(name, settings, where="model.activation")["pieces"]
 
 
 def get_activation(spec: ActivationSpec, where: str = "model.activation") -> Callable:

@@ -178,9 +178,9 @@ def summary(
 def compare_activations(
     recipe: Annotated[Optional[str], typer.Argument(help="A classification/regression recipe (.toml or bundled "
                                                          "name); default: the bundled compare-deep-mlp.")] = None,
-    activations: Annotated[str, typer.Option(help="Comma-separated hidden activations, settings in parentheses: "
-                                                  "relu,leaky_relu(negative_slope=0.1),maxout(pieces=3).")]
-    = "sigmoid,tanh,relu,leaky_relu,elu,maxout",
+    activations: Annotated[Optional[str], typer.Option(
+        help="Comma-separated hidden activations, settings in parentheses, e.g. relu,leaky_relu(negative_slope=0.1),"
+             "maxout(pieces=3). Default: the lecture's six, sigmoid,tanh,relu,leaky_relu,elu,maxout.")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per activation (the recipe's seed and the next ones); the "
                                             "same seeds, data split and batch order for every activation.")] = 5,
     set_: SetOption = [],
@@ -188,12 +188,13 @@ def compare_activations(
     json_: JsonOption = False,
 ) -> None:
     """Compare hidden activations on one recipe, paired over seeds: losses, gradient flow, dead units, verdict."""
-    from dlcli.compare import DEFAULT_RECIPE, compare_activations as run_comparison, parse_activations
+    from dlcli.compare import DEFAULT_ACTIVATIONS, DEFAULT_RECIPE, parse_activations
+    from dlcli.compare import compare_activations as run_comparison
     from dlcli.recipe import load_recipe
 
     if seeds < 1:
         raise DlcliError(f"--seeds {seeds}: give at least 1 seed (5 is a good start).")
-    specs = parse_activations(activations)
+    specs = parse_activations(activations or DEFAULT_ACTIVATIONS)
     loaded = load_recipe(recipe or DEFAULT_RECIPE, set_)
     from dlcli.report.console import make_reporter
 

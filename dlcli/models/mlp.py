@@ -6,7 +6,7 @@ import math
 
 from flax import nnx
 
-from dlcli.activations import ActivationSpec
+from dlcli.activations import ActivationSpec, pieces_per_unit
 from dlcli.models import MODELS
 from dlcli.models.layers import Activation, Flatten, Sequential
 
@@ -24,16 +24,18 @@ def mlp(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: list
 
     Args:
       hidden: the width of each hidden layer, e.g. ``[100]`` or ``[64, 64]``.
-      activation: the hidden non-linearity, a name or ``{kind = ..., ...}``.
+      activation: the hidden non-linearity, a name or ``{kind = ..., ...}``; with
+        ``{kind = "maxout", pieces = k}`` each hidden layer computes k linear pieces per unit.
       dropout: drop probability after each hidden activation (training only).
       batch_norm: normalise each hidden layer's pre-activations over the batch.
     """
     layers: list[nnx.Module] = [Flatten()]
     width = math.prod(in_shape)
+    pieces = pieces_per_unit(activation)  # maxout: k pre-activations per unit, reduced by the max
     for size in hidden:
-        layers.append(nnx.Linear(width, size, rngs=rngs))
+        layers.append(nnx.Linear(width, size * pieces, rngs=rngs))
         if batch_norm:
-            layers.append(nnx.BatchNorm(size, rngs=rngs))
+            layers.append(nnx.BatchNorm(size * pieces, rngs=rngs))
         layers.append(Activation(activation))
         if dropout:
             layers.append(nnx.Dropout(dropout, rngs=rngs))

@@ -1,0 +1,234 @@
+"""``dlcli compare-activations``: one recipe, several hidden activations, several seeds.
+
+The comparison is paired: the recipe's seed fixes one data split for every
+run, and seed ``s`` gives the same initial weights (where shapes agree) and
+the same batch order to every activation, so differences come from the
+activation alone. The seeds of one activation train together as one
+compiled program (:mod:`dlcli.train.vmapped`); gradient flow and unit health
+come from :mod:`dlcli.diagnostics`.
+
+The output directory holds ``recipe.toml``, ``preprocessing.json``,
+``metrics.jsonl`` (one line per activation, seed and epoch, tagged with
+both), ``summary.json`` (every run's final numbers, the per-activation
+means and the verdict) and ``plots/``; plots and tables are drawn from
+those files, so a comparison can be re-read without retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dlcli.activations import ACTIVATIONS, ActivationSpec, get_activation, split_spec
+from dlcli.errors import DlcliError, choices_text
+from dlcli.recipe import Component, LoadedRecipe, Recipe
+
+DEFAULT_RECIPE = "compare-deep-mlp"
+DEFAULT_ACTIVATIONS = "sigmoid,tanh,relu,leaky_relu,elu,maxout"  # the lecture's six
+
+
+@dataclass
+class Comparison:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def parse_activations(text: str) -> list[ActivationSpec]:
+    """``"relu,leaky_relu(negative_slope=0.1),maxout(pieces=3)"`` -> activation specs, validated.
+
+    Settings in parentheses are ``key=value`` pairs with TOML values; an unknown
+    name or setting is the user's mistake and lists the valid ones.
+    """
+    specs: list[ActivationSpec] = []
+    for item in re.findall(r"[^,(]+(?:\([^)]*\))?", text):
+        item = item.strip()
+        match = re.fullmatch(r"(\w+)\s*(?:\((.*)\))?", item)
+        if not match:
+            raise DlcliError(f"--activations: cannot read '{item}'. Write names separated by commas, with settings "
+                             "in parentheses: relu,leaky_relu(negative_slope=0.1),maxout(pieces=3).")
+        name, inner = match.groups()
+        settings = {}
+        for pair in filter(None, (p.strip() for p in (inner or "").split(","))):
+            key, sep, raw = pair.partition("=")
+            if not sep:
+                raise DlcliError(f"--activations: '{pair}' in '{item}' is not key=value, e.g. negative_slope=0.1.")
+            try:
+                settings[key.strip()] = tomllib.loads(f"v = {raw.strip()}")["v"]
+            except tomllib.TOMLDecodeError:
+                settings[key.strip()] = raw.strip()
+        spec: ActivationSpec = {"kind": name, **settings} if settings else name
+        get_activation(spec, where="--activations")  # unknown names and settings fail here, with the valid list
+        specs.append(spec)
+    if not specs:
+        raise DlcliError(f"--activations is empty. Valid activations: {choices_text(ACTIVATIONS.names())}.")
+    labels = [activation_label(s) for s in specs]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise DlcliError(f"--activations lists {', '.join(repeated)} more than once; list each activation once.")
+    return specs
+
+
+def activation_label(spec: ActivationSpec) -> str:
+    name, settings = split_spec(spec)
+    return name + (f"({', '.join(f'{k}={v}' for k, v in settings.items())})" if settings else "")
+
+
+def with_activation(recipe: Recipe, spec: ActivationSpec) -> Recipe:
+    model = Component.model_validate({**recipe.model.model_dump(), "activation": spec})
+    return recipe.model_copy(update={"model": model})
+
+
+def check_model(recipe: Recipe, source: str) -> None:
+    from dlcli.models import MODELS
+
+    if "activation" not in MODELS.options(recipe.model.kind):
+        raise DlcliError(f"{source}: model.kind = '{recipe.model.kind}' has no hidden activation to compare. "
+                         "Use a model with an `activation` setting, e.g. kind = \"mlp\".")
+
+
+def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec], seeds: list[int], out: Path,
+                        reporter) -> Comparison:
+    """Train the recipe once per activation and seed; write and return the comparison.
+
+    Args:
+      loaded: the validated recipe; its hidden activation is replaced by each of ``activations``.
+      activations: specs as a recipe writes them (see :func:`parse_activations`).
+      seeds: initialisation and shuffling seeds, shared by every activation.
+      out: the folder under which ``compare/<recipe name>/<timestamp>/`` is created.
+      reporter: progress display (see :mod:`dlcli.report.console`).
+    """
+    from dlcli.checkpoint import create_run_dir, write_json, write_text
+    from dlcli.compare_stats import summarize
+    from dlcli.recipe import to_toml
+    from dlcli.report.compare_plots import write_compare_plots
+    from dlcli.train.setup import prepare
+
+    recipe = loaded.recipe
+    check_model(recipe, loaded.source)
+    if not seeds:
+        raise DlcliError("--seeds must be at least 1.")
+    started = time.perf_counter()
+    setup = prepare(loaded)  # the data split, optimizer, plan and checks every activation shares
+    if setup.built.task.kind not in ("classification", "regression"):
+        raise DlcliError(f"{loaded.source}: compare-activations compares classification and regression recipes; "
+                         f"this one is a {setup.built.task.kind} task.")
+    run_dir = create_run_dir(out / "compare", recipe.name)
+    write_text(run_dir / "recipe.toml", f"# resolved from {loaded.source}; compare-activations replaces "
+                                        "model.activation\n" + to_toml(recipe))
+    setup.data.preprocessing.save(run_dir / "preprocessing.json")
+    runs = []
+    families: dict[Any, Family] = {}
+    with (run_dir / "metrics.jsonl").open("a") as metrics_file:
+        for spec in activations:
+            label = activation_label(spec)
+
+            def write(m: int, record: dict[str, Any], label=label) -> None:
+                metrics_file.write(json.dumps({"activation": label, "seed": seeds[m], **record}) + "\n")
+                metrics_file.flush()
+
+            runs.append(run_activation(setup, with_activation(recipe, spec), seeds, label, reporter, write,
+                                       family_of(spec, activations, families)))
+    summary = summarize(recipe, runs, seeds, time.perf_counter() - started)
+    write_json(run_dir / "summary.json", summary)
+    write_compare_plots(run_dir)
+    return Comparison(run_dir, summary)
+
+
+@dataclass
+class Family:
+    """Activations whose models have the same parameter shapes: one set of compiled programs for all.
+
+    ``specs`` are the family's element-wise activations, chosen per model by
+    index (:mod:`dlcli.models.choice`); maxout with k pieces is a family of one.
+    Programs are made by the family's first activation and reused by the rest.
+    """
+
+    specs: list[ActivationSpec]
+    programs: Any = None
+    grad_norms: Any = None
+    unit_stats: Any = None
+
+    def adapt(self, spec: ActivationSpec):
+        """The model change that lets ``spec`` share this family's programs (none for a family of one)."""
+        from dlcli.models.choice import can_share, with_choice
+
+        if len(self.specs) == 1:
+            return lambda built: built
+        names = tuple(split_spec(s)[0] for s in self.specs)
+        fns = tuple(get_activation(s) for s in self.specs)
+        index = self.specs.index(spec)
+
+        def adapt(built):
+            return with_choice(built, names, fns, index) if can_share(built.model) else built
+
+        return adapt
+
+    def shares(self, built) -> bool:
+        """Whether ``built`` can run on the programs made for another member of this family."""
+        from dlcli.models.choice import ChoiceActivation
+
+        return len(self.specs) == 1 or any(isinstance(layer, ChoiceActivation)
+                                           for layer in getattr(built.model, "layers", []))
+
+
+def family_of(spec: ActivationSpec, activations: list[ActivationSpec], families: dict[Any, Family]) -> Family:
+    """The family ``spec`` belongs to: all element-wise activations together, each maxout width alone."""
+    from dlcli.activations import pieces_per_unit
+
+    key = pieces_per_unit(spec)
+    if key not in families:
+        families[key] = Family([s for s in activations if pieces_per_unit(s) == key])
+    return families[key]
+
+
+def run_activation(setup, recipe: Recipe, seeds: list[int], label: str, reporter, write, family: Family) -> dict:
+    """All seeds of one activation as one program, with gradient and unit diagnostics before and after."""
+    import numpy as np
+
+    from dlcli import diagnostics
+    from dlcli.train.vmapped import build_stack, make_programs, train_stack
+
+    tick = time.perf_counter()
+    spec = recipe.model.settings()["activation"]
+    name = split_spec(spec)[0]
+    stack = build_stack(setup, seeds, recipe, adapt=family.adapt(spec))
+    built, data = stack.built, setup.data
+    if family.programs is None or not family.shares(built):
+        family.programs = make_programs(setup, built)
+        family.grad_norms = diagnostics.make_grad_norms(built.eval_graph, built.loss_fn)
+        family.unit_stats = diagnostics.make_unit_stats(built.eval_graph) \
+            if diagnostics.has_hidden_layers(built.model) else None
+    x_train, y_train = data.splits["train"]
+    probe = x_train[:diagnostics.PROBE_EXAMPLES], y_train[:diagnostics.PROBE_EXAMPLES]
+    x_units = data.splits.get("val", data.splits["train"])[0][:diagnostics.UNIT_EXAMPLES]
+
+    def measure(state) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        norms = np.asarray(family.grad_norms(state.params, state.rest, *probe))  # (M, layers)
+        shares = family.unit_stats(state.params, state.rest, x_units) if family.unit_stats else {}
+        units = [diagnostics.unit_summary({k: np.asarray(v[m]) for k, v in shares.items()}, name)
+                 for m in range(len(seeds))]
+        return norms, units
+
+    init_norms, init_units = measure(stack.state)
+    result = train_stack(setup, stack, reporter, f"{label} x{len(seeds)} seeds", family.programs,
+                         on_record=write,
+                         after_epoch=lambda state: [{"grad_norms": row.tolist()} for row in
+                                                    np.asarray(family.grad_norms(state.params, state.rest, *probe))])
+    final_norms, final_units = measure(result.last)
+    members = []
+    for m, member in enumerate(result.members):
+        members.append({
+            "seed": member.seed, "ended": member.ended, "epochs_run": len(member.history),
+            "best_epoch": member.stopping.best_epoch, "monitor": member.stopping.monitor,
+            "final": {k: v for k, v in (member.history[-1] if member.history else {}).items() if k != "grad_norms"},
+            "grad_norms": {"init": init_norms[m].tolist(), "final": final_norms[m].tolist()},
+            "units": {"init": init_units[m], "final": final_units[m]}, "history": member.history,
+        })
+    return {"activation": label, "kind": name, "parameters": built.parameter_count, "members": members,
+            "wall_time_s": time.perf_counter() - tick, "train_time_s": result.train_seconds,
+            "compilations": result.compilations}

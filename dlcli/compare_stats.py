@@ -1,0 +1,142 @@
+"""From per-run results to the comparison's numbers and its verdict in plain words.
+
+Every activation gets mean ± sample standard deviation over seeds of its
+final epoch's losses and metrics. The *primary* number that decides the
+winner is the validation split's first higher-is-better metric the recipe
+asks for (accuracy, auc, r2), else the validation loss (the training loss
+when there is no validation split). "Epochs to target" counts the epochs a
+run needed to reach 90% of the best primary value any run reached (for a
+loss: to come within 1/0.9 of the lowest).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from dlcli.diagnostics import headline
+from dlcli.recipe import Recipe
+
+HIGHER_IS_BETTER = ("accuracy", "auc", "r2")
+TARGET_FRACTION = 0.9
+
+
+def primary_metric(recipe: Recipe, runs: list[dict[str, Any]]) -> tuple[str, bool]:
+    """(record key, higher is better) of the number that ranks the activations."""
+    final = next((m["final"] for run in runs for m in run["members"] if m["final"]), {})
+    for name in [*recipe.evaluate.metrics, "accuracy"]:
+        if name in HIGHER_IS_BETTER and f"val_{name}" in final:
+            return f"val_{name}", True
+    return ("val_loss", False) if "val_loss" in final else ("loss", False)
+
+
+def mean_std(values: list[float]) -> dict[str, float | None]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return {"mean": None, "std": None}
+    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
+
+
+def geometric_mean(values: list[float]) -> float | None:
+    values = [v for v in values if v and math.isfinite(v) and v > 0]
+    return float(np.exp(np.mean(np.log(values)))) if values else None
+
+
+def epochs_to(history: list[dict[str, Any]], key: str, target: float, higher: bool) -> int | None:
+    for record in history:
+        value = record.get(key)
+        if value is not None and (value >= target if higher else value <= target):
+            return record["epoch"]
+    return None
+
+
+def aggregate(run: dict[str, Any], histories: list[list[dict]], key: str, target: float, higher: bool) -> dict:
+    """One activation's row: mean ± std of each final number, epochs to target, gradient flow, unit health."""
+    members = run["members"]
+    finals = [m["final"] for m in members]
+    names = [k for k in (finals[0] if finals else {}) if k not in ("epoch", "learning_rate", "time_s", "samples_per_s")]
+    reached = [epochs_to(h, key, target, higher) for h in histories]
+    ratio = {when: geometric_mean([m["grad_norms"][when][0] / m["grad_norms"][when][-1] for m in members
+                                   if m["grad_norms"][when][-1]]) for when in ("init", "final")}
+    first = {when: geometric_mean([m["grad_norms"][when][0] for m in members]) for when in ("init", "final")}
+    share, share_name = headline(run["kind"]) or (None, None)
+    units = {when: mean_std([m["units"][when][share] for m in members]) if share else None
+             for when in ("init", "final")}
+    return {
+        "activation": run["activation"], "parameters": run["parameters"], "seeds": len(members),
+        "final": {k: mean_std([f.get(k) for f in finals]) for k in names},
+        "epochs_to_target": mean_std([r for r in reached if r is not None]),
+        "reached_target": sum(r is not None for r in reached),
+        "grad_ratio_first_last": ratio, "first_layer_grad_norm": first,
+        "unit_share": share_name, "units": units,
+        "active_at_init": mean_std([m["units"]["init"]["active"] for m in members if m["units"]["init"]["active"]
+                                    is not None]),
+        "diverged": sum(m["ended"] == "diverged" for m in members),
+        "wall_time_s": run["wall_time_s"], "train_time_s": run["train_time_s"],
+    }
+
+
+def summarize(recipe: Recipe, runs: list[dict[str, Any]], seeds: list[int], wall_seconds: float) -> dict[str, Any]:
+    """summary.json: every run (its epoch history stays in metrics.jsonl), each activation's row, the verdict."""
+    key, higher = primary_metric(recipe, runs)
+    histories = {run["activation"]: [m["history"] for m in run["members"]] for run in runs}
+    runs = [{**run, "members": [{k: v for k, v in m.items() if k != "history"} for m in run["members"]]}
+            for run in runs]
+    values = [r[key] for hs in histories.values() for h in hs for r in h if r.get(key) is not None
+              and math.isfinite(r[key])]
+    best = (max(values) if higher else min(values)) if values else math.nan
+    target = best * TARGET_FRACTION if higher else best / TARGET_FRACTION
+    rows = [aggregate(run, histories[run["activation"]], key, target, higher) for run in runs]
+    ranked = sorted((r for r in rows if r["final"].get(key, {}).get("mean") is not None),
+                    key=lambda r: r["final"][key]["mean"], reverse=higher)
+    return {
+        "recipe": recipe.name, "seeds": seeds, "primary": key, "higher_is_better": higher,
+        "target": {"value": target, "rule": f"{TARGET_FRACTION:.0%} of the best {key} of any run"},
+        "ranking": [r["activation"] for r in ranked], "activations": rows,
+        "verdict": verdict(recipe.name, ranked, runs, key, higher),
+        "runs": runs, "wall_time_s": wall_seconds,
+    }
+
+
+def verdict(name: str, ranked: list[dict], runs: list[dict], key: str, higher: bool) -> str:
+    """One paragraph: winner, margin, whether the margin beats the seed spread (paired by seed), the loser's why."""
+    if not ranked:
+        return "No activation produced a finite result; every run diverged."
+    winner = ranked[0]
+    w = winner["final"][key]
+    text = f"{winner['activation']} won on {name}: {key} {w['mean']:.4f} ± {w['std']:.4f} over {winner['seeds']} seeds"
+    if len(ranked) == 1:
+        return text + " (the only activation compared)."
+    runner = ranked[1]
+    r = runner["final"][key]
+    margin = abs(w["mean"] - r["mean"])
+    spread = max(w["std"], r["std"])
+    paired = paired_wins(runs, winner["activation"], runner["activation"], key, higher)
+    text += (f", {margin:.4f} {'ahead of' if margin else 'level with'} {runner['activation']} "
+             f"({r['mean']:.4f} ± {r['std']:.4f}). The margin is "
+             f"{'larger than' if margin > spread else 'within'} the seed spread (largest std {spread:.4f})")
+    text += f", and {winner['activation']} was ahead in {paired[0]} of {paired[1]} paired seeds." if paired[1] else "."
+    if margin <= spread:
+        text += " Treat the top two as tied on this recipe; more seeds would tell them apart."
+    last = ranked[-1]
+    if last is not runner:
+        text += f" {last['activation']} came last ({last['final'][key]['mean']:.4f})"
+        ratio = last["grad_ratio_first_last"]["init"]
+        if last["unit_share"] == "saturated" and ratio is not None and ratio < 1e-2:
+            text += (f": at initialisation its first layer's gradient was {ratio:.1e} of the last layer's, "
+                     "the vanishing gradient")
+        text += "."
+    dead = [row for row in ranked if row["unit_share"] == "dead" and (row["units"]["final"] or {}).get("mean")
+            and row["units"]["final"]["mean"] > 0.1]
+    for row in dead:
+        text += f" {row['units']['final']['mean']:.0%} of {row['activation']}'s hidden units ended dead."
+    return text
+
+
+def paired_wins(runs: list[dict], a: str, b: str, key: str, higher: bool) -> tuple[int, int]:
+    """How many seeds ``a`` beat ``b`` on, out of the seeds both finished."""
+    by = {run["activation"]: {m["seed"]: m["final"].get(key) for m in run["members"]} for run in runs}
+    pairs = [(by[a][s], by[b].get(s)) for s in by[a] if by[a][s] is not None and by[b].get(s) is not None]
+    return sum((x > y) if higher else (x < y) for x, y in pairs), len(pairs)

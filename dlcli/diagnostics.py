@@ -1,0 +1,117 @@
+"""What the activation function does to a network: gradient flow and unit health.
+
+Two measurements, both on stacked models (a leading member axis, see
+:mod:`dlcli.train.vmapped`) and both compiled once per architecture:
+
+- Per-layer gradient norms of the loss on a fixed probe batch. In a deep
+  sigmoid network back-propagation multiplies by sigma' <= 0.25 once per
+  layer, so the first layer's gradient is orders of magnitude below the
+  last layer's: the vanishing gradient, made visible.
+- Unit health on the validation split, from each hidden layer's
+  pre-activations z: the share of units that are *dead* (z <= 0 for every
+  example, so a ReLU passes no gradient, ever), the share of (unit,
+  example) pairs *active* (z > 0; about half for ReLU at initialisation)
+  and, for sigmoid and tanh, the share *saturated* (in the flat tails,
+  where the derivative is under 7% of its peak).
+
+Unit health needs the hidden layers one by one, so it is measured for
+:class:`dlcli.models.layers.Sequential` models (the mlp family); other
+models report gradient norms only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from dlcli.models.choice import ChoiceActivation
+from dlcli.models.layers import Activation, Sequential
+
+PROBE_EXAMPLES = 512  # the fixed batch the gradient norms are measured on
+UNIT_EXAMPLES = 10_000  # validation examples the unit shares are measured on (bounded memory)
+# |z| beyond which sigma'(z) < 0.018 and tanh'(z) < 0.071: 7% of each derivative's peak.
+SATURATION = {"sigmoid": 4.0, "tanh": 2.0}
+# Functions that are flat (zero or nearly so) for z <= 0: a unit never above 0 is dead (or nearly).
+RELU_LIKE = {"relu", "leaky_relu", "elu", "gelu", "silu", "softplus"}
+
+
+def make_grad_norms(graphdef: nnx.GraphDef, loss_fn) -> Callable[[Any, Any, jax.Array, jax.Array], jax.Array]:
+    """``norms(params, rest, x, y) -> (M, L)``: each member's gradient norm per weight matrix, input side first.
+
+    ``graphdef`` should be the evaluation graph, so that dropout does not make
+    the measurement random.
+    """
+
+    def norms(params, rest, x, y):
+        def loss(p):
+            return loss_fn(nnx.merge(graphdef, p, rest)(x), y).mean()
+
+        grads = jax.grad(loss)(params)
+        # Leaves come in layer order (nnx keys layers by index); weight matrices have ndim > 1.
+        return jnp.stack([jnp.linalg.norm(g) for g in jax.tree.leaves(grads) if g.ndim > 1])
+
+    return jax.jit(jax.vmap(norms, in_axes=(0, 0, None, None)))
+
+
+def has_hidden_layers(model: nnx.Module) -> bool:
+    """Whether unit health can be measured: a Sequential model with hidden activation layers."""
+    return isinstance(model, Sequential) and any(isinstance(layer, (Activation, ChoiceActivation))
+                                                 for layer in model.layers)
+
+
+def saturation_threshold(layer: nnx.Module) -> jax.Array:
+    """|z| beyond which ``layer``'s function counts as saturated (infinite: never)."""
+    if isinstance(layer, ChoiceActivation):  # the threshold of the function the index selects
+        return jnp.asarray([SATURATION.get(name, jnp.inf) for name in layer.names])[layer.index.value]
+    return jnp.asarray(SATURATION.get(layer.name, jnp.inf))
+
+
+def make_unit_stats(graphdef: nnx.GraphDef) -> Callable[[Any, Any, jax.Array], dict[str, jax.Array]]:
+    """``stats(params, rest, x) -> {"dead", "active", "saturated"}``, each (M, hidden layers) shares."""
+
+    def stats(params, rest, x):
+        model = nnx.merge(graphdef, params, rest)
+        dead, active, saturated = [], [], []
+        for layer in model.layers:
+            if isinstance(layer, (Activation, ChoiceActivation)):
+                z = x.reshape(x.shape[0], -1)  # (N, units) pre-activations
+                dead.append(jnp.mean(jnp.all(z <= 0, axis=0)))
+                active.append(jnp.mean(z > 0))
+                saturated.append(jnp.mean(jnp.abs(z) > saturation_threshold(layer)))
+            x = layer(x)
+        return {"dead": jnp.stack(dead), "active": jnp.stack(active), "saturated": jnp.stack(saturated)}
+
+    return jax.jit(jax.vmap(stats, in_axes=(0, 0, None)))
+
+
+def unit_summary(shares: dict[str, np.ndarray], activation: str) -> dict[str, Any]:
+    """Per-member headline numbers from :func:`make_unit_stats` output (means over hidden layers).
+
+    Maxout units are not thresholded (each is the max of several pieces, so no
+    single pre-activation decides it): their shares are None.
+    """
+    if activation == "maxout" or not len(shares.get("dead", [])):
+        return {"dead": None, "active": None, "saturated": None, "per_layer": None}
+    out = {"dead": float(np.mean(shares["dead"])), "active": float(np.mean(shares["active"])),
+           "saturated": float(np.mean(shares["saturated"])) if activation in SATURATION else None,
+           "per_layer": {k: np.asarray(v).tolist() for k, v in shares.items()}}
+    return out
+
+
+def headline(activation: str) -> tuple[str, str] | None:
+    """(share key, its name) that tells ``activation``'s failure mode, or None.
+
+    ReLU units never above 0 are *dead* (no gradient, ever); for leaky ReLU,
+    ELU and the smooth ReLUs such units still get a small gradient, so they
+    are only *inactive*; sigmoid and tanh fail by *saturating*.
+    """
+    if activation in SATURATION:
+        return "saturated", "saturated"
+    if activation in RELU_LIKE:
+        return "dead", "dead" if activation == "relu" else "inactive"
+    return None

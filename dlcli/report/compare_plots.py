@@ -1,0 +1,128 @@
+"""PNG figures of a compare-activations directory, drawn from its saved files.
+
+Everything here reads ``summary.json`` and ``metrics.jsonl`` only, so a
+comparison can be re-plotted without retraining:
+``write_compare_plots(Path("runs/compare/<recipe>/<timestamp>"))``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlcli.report.plots import _new_figure, _save_png
+
+
+def load_comparison(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[int, list[dict]]]]:
+    """(summary, histories[activation][seed] = epoch records) of a comparison directory."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    histories: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    with (run_dir / "metrics.jsonl").open() as lines:
+        for line in lines:
+            record = json.loads(line)
+            histories[record["activation"]][record["seed"]].append(record)
+    return summary, histories
+
+
+def write_compare_plots(run_dir: Path) -> list[Path]:
+    """val_curves.png, grad_norms.png and units.png under ``run_dir/plots``."""
+    summary, histories = load_comparison(run_dir)
+    folder = run_dir / "plots"
+    return [plot_curves(summary, histories, folder / "val_curves.png"),
+            plot_grad_norms(summary, histories, folder / "grad_norms.png"),
+            plot_units(summary, folder / "units.png")]
+
+
+def _band(runs: dict[int, list[dict]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(epochs, mean, low, high) of ``key`` over seeds, at each epoch some seed recorded."""
+    by_epoch: dict[int, list[float]] = defaultdict(list)
+    for history in runs.values():
+        for record in history:
+            if isinstance(record.get(key), (int, float)) and np.isfinite(record[key]):
+                by_epoch[record["epoch"]].append(record[key])
+    epochs = np.array(sorted(by_epoch))
+    values = [np.array(by_epoch[e]) for e in epochs]
+    return (epochs, np.array([v.mean() for v in values]), np.array([v.min() for v in values]),
+            np.array([v.max() for v in values]))
+
+
+def plot_curves(summary: dict, histories: dict, path: Path) -> Path:
+    """The primary metric and the loss per epoch: each activation's mean over seeds, its band min-max."""
+    keys = list(dict.fromkeys([summary["primary"], "val_loss" if summary["primary"] != "loss" else "loss", "loss"]))
+    figure = _new_figure(5 * len(keys), 3.8)
+    axes = np.atleast_1d(figure.subplots(1, len(keys)))
+    for axis, key in zip(axes, keys):
+        for activation in summary["ranking"] or list(histories):
+            epochs, mean, low, high = _band(histories.get(activation, {}), key)
+            if len(epochs):
+                line, = axis.plot(epochs, mean, label=activation)
+                axis.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2)
+        axis.set(title=f"{key} (line: mean, band: min-max over seeds)", xlabel="epoch")
+        if key.endswith("loss"):
+            axis.set_yscale("log")
+        axis.grid(alpha=0.3)
+        if axis.has_data():
+            axis.legend(fontsize="small")
+    return _save_png(figure, path)
+
+
+def plot_grad_norms(summary: dict, histories: dict, path: Path) -> Path:
+    """Left: gradient norm per layer at init and at the end. Right: first/last layer ratio per epoch."""
+    figure = _new_figure(11, 4)
+    left, right = figure.subplots(1, 2)
+    for run in summary["runs"]:
+        activation = run["activation"]
+        color = None
+        for when, style in (("init", "--"), ("final", "-")):
+            norms = np.array([m["grad_norms"][when] for m in run["members"]])  # (seeds, layers)
+            curve = np.exp(np.log(np.maximum(norms, 1e-30)).mean(axis=0))  # geometric mean over seeds
+            line, = left.plot(np.arange(1, curve.size + 1), curve, style, marker="o", color=color,
+                              label=f"{activation} ({when})")
+            color = line.get_color()
+        ratios: dict[int, list[float]] = defaultdict(list)
+        for history in histories.get(activation, {}).values():
+            for record in history:
+                norms = record.get("grad_norms")
+                if norms and norms[-1] > 0:
+                    ratios[record["epoch"]].append(norms[0] / norms[-1])
+        if ratios:
+            epochs = sorted(ratios)
+            right.plot(epochs, [np.exp(np.mean(np.log(np.maximum(ratios[e], 1e-30)))) for e in epochs],
+                       color=color, label=activation)
+    left.set(title="gradient norm per layer (dashed: init, solid: end)", xlabel="layer (1 = input side)",
+             ylabel="|dL/dW| (geometric mean over seeds)", yscale="log")
+    right.set(title="first-layer / last-layer gradient norm", xlabel="epoch", yscale="log")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        if axis.has_data():
+            axis.legend(fontsize="x-small")
+    return _save_png(figure, path)
+
+
+def plot_units(summary: dict, path: Path) -> Path:
+    """Left: dead (ReLU-like) or saturated (sigmoid, tanh) share, init vs end. Right: active share at init."""
+    rows = summary["activations"]
+    names = [row["activation"] for row in rows]
+    x = np.arange(len(rows))
+    figure = _new_figure(max(8, 1.6 * len(rows) + 4), 4)
+    left, right = figure.subplots(1, 2)
+    for offset, when in ((-0.2, "init"), (0.2, "final")):
+        values = [((row["units"] or {}).get(when) or {}).get("mean") or 0.0 for row in rows]
+        left.bar(x + offset, values, width=0.4, label=when)
+    left.set_xticks(x, labels=[f"{n}\n({row['unit_share'] or 'n/a'})" for n, row in zip(names, rows)],
+                    fontsize="small")
+    left.set(title="units never active (dead for ReLU) / saturated pre-activations (sigmoid, tanh)", ylabel="share",
+             ylim=(0, 1))
+    left.legend()
+    right.bar(x, [row["active_at_init"]["mean"] or 0.0 for row in rows])
+    right.axhline(0.5, color="gray", linestyle="--", label="half")
+    right.set_xticks(x, labels=names, fontsize="small")
+    right.set(title="active share at initialisation (z > 0)", ylabel="share", ylim=(0, 1))
+    right.legend()
+    for axis in (left, right):
+        axis.grid(alpha=0.3, axis="y")
+    return _save_png(figure, path)

@@ -1,0 +1,73 @@
+"""The compare-activations table: Rich on a terminal, aligned plain text when piped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from dlcli.report.console import make_console
+
+
+def _pm(stat: dict[str, Any] | None, digits: int = 4) -> str:
+    if not stat or stat.get("mean") is None:
+        return "-"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def _sci(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1e}"
+
+
+def _share(row: dict[str, Any], when: str) -> str:
+    stat = (row["units"] or {}).get(when) if row["units"] else None
+    return "-" if not stat or stat.get("mean") is None else f"{stat['mean']:.0%}"
+
+
+def comparison_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Column headers and one row of text per activation, in ranking order."""
+    metric_keys = [k for k in (summary["activations"][0]["final"] if summary["activations"] else {})
+                   if k not in ("loss", "val_loss") and k.startswith("val_")]
+    headers = ["activation", "train loss", "val loss", *metric_keys,
+               f"epochs to {summary['target']['value']:.3g} (reached)", "grad 1st/last init → end",
+               "dead/inactive/sat. init → end", "active@init", "wall s"]
+    order = {name: i for i, name in enumerate(summary["ranking"])}
+    rows = []
+    for row in sorted(summary["activations"], key=lambda r: order.get(r["activation"], len(order))):
+        final = row["final"]
+        epochs = row["epochs_to_target"]
+        reached = f"{epochs['mean']:.1f}" if epochs["mean"] is not None else "never"
+        kind = {"dead": "dead ", "inactive": "inact. ", "saturated": "sat. "}.get(row["unit_share"], "")
+        rows.append([
+            row["activation"], _pm(final.get("loss")), _pm(final.get("val_loss")),
+            *(_pm(final.get(k)) for k in metric_keys),
+            f"{reached} ({row['reached_target']}/{row['seeds']})",
+            f"{_sci(row['grad_ratio_first_last']['init'])} → {_sci(row['grad_ratio_first_last']['final'])}",
+            f"{kind}{_share(row, 'init')} → {_share(row, 'final')}" if kind else "-",
+            _pm(row["active_at_init"], 2) if row["active_at_init"]["mean"] is not None else "-",
+            f"{row['wall_time_s']:.1f}",
+        ])
+    return headers, rows
+
+
+def print_comparison(run_dir: Path, summary: dict[str, Any]) -> None:
+    console = make_console()
+    headers, rows = comparison_rows(summary)
+    title = (f"{summary['recipe']}: {len(summary['activations'])} activations x {len(summary['seeds'])} seeds "
+             f"(mean ± std over seeds, final epoch; ranked by {summary['primary']})")
+    if console.is_terminal:
+        table = Table(title=title)
+        for i, header in enumerate(headers):
+            table.add_column(header, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        console.print(title)
+        for line in (headers, *rows):
+            console.print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    console.print(summary["verdict"])
+    console.print(f"comparison directory: {run_dir} (plots in {run_dir / 'plots'}); "
+                  f"total wall time {summary['wall_time_s']:.1f} s")
