@@ -63,8 +63,10 @@ def roc_curve(y_true, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     positive, scores = _binary_labels(y_true, scores)
     _require_both_classes(positive)
-    # Stable sort so that tied scores stay together in a deterministic order.
-    order = np.argsort(-scores, kind="mergesort")
+    # Any sort will do: tied scores end up adjacent and collapse into one point
+    # below, so their order among themselves never shows. (A stable sort cost
+    # 5x more on 200k scores, every epoch's validation AUC.)
+    order = np.argsort(-scores)
     sorted_scores, sorted_positive = scores[order], positive[order]
     # Last index of each run of equal scores: one ROC point per threshold.
     last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_scores)), scores.size - 1]

@@ -88,15 +88,21 @@ def make_chunk_fn(step: Callable) -> Callable:
     """
 
     def run_chunk(state: TrainState, x_all: jax.Array, y_all: jax.Array, idx: jax.Array, w: jax.Array):
+        # One gather for the whole chunk, then contiguous slices per step: a small
+        # gather from the full data set inside the loop is split across threads
+        # by XLA:CPU and cost more than the step's own arithmetic (HIGGS MLP,
+        # benchmarks/higgs_vs_keras.py). The copy is one chunk of the data.
+        xs, ys = x_all[idx], y_all[idx]  # (S, B, ...)
+
         def body(carry, batch):
             state, sums = carry
-            i, wi = batch  # (B,), (B,)
-            state, batch_sums = step(state, x_all[i], y_all[i], wi)
+            x, y, wi = batch  # (B, ...), (B, ...), (B,)
+            state, batch_sums = step(state, x, y, wi)
             batch_loss = batch_sums["loss"] / jnp.maximum(batch_sums["count"], 1.0)
             return (state, jax.tree.map(jnp.add, sums, batch_sums)), batch_loss
 
-        zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: step(state, x_all[idx[0]], y_all[idx[0]], w[0])[1]))
-        (state, sums), step_losses = jax.lax.scan(body, (state, zeros), (idx, w))  # step_losses: (S,)
+        zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: step(state, xs[0], ys[0], w[0])[1]))
+        (state, sums), step_losses = jax.lax.scan(body, (state, zeros), (xs, ys, w))  # step_losses: (S,)
         bad = ~jnp.isfinite(step_losses)
         first_bad = jnp.where(bad.any(), jnp.argmax(bad), -1)
         previous = step_losses[jnp.maximum(first_bad - 1, 0)]
