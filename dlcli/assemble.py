@@ -33,14 +33,16 @@ class Assembled:
         return int(sum(np.size(p) for p in jax.tree.leaves(self.params)))
 
 
-def task_from(pre: Preprocessing) -> Task:
+def task_from(pre: Preprocessing, loss: str | None = None) -> Task:
     target_dim = int(np.prod(pre.target_shape)) if pre.task == "regression" else 1
-    return task_for(pre.task, len(pre.classes) if pre.classes else None, target_dim)
+    # Reconstructions trained with cross-entropy are logits of pixel intensities in [0, 1].
+    sigmoid = pre.task == "reconstruction" and loss == "binary_crossentropy"
+    return task_for(pre.task, len(pre.classes) if pre.classes else None, target_dim, sigmoid)
 
 
 def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None) -> Assembled:
     """Build the task, model (initialised from ``seed``, default the recipe's) and loss."""
-    task = task_from(pre)
+    task = task_from(pre, recipe.loss.kind if recipe.loss else None)
     model = build_model(recipe.model.kind, recipe.model.settings(), tuple(pre.input_shape), task.output_dim,
                         recipe.seed if seed is None else seed)
     loss = recipe.loss.kind if recipe.loss else task.default_loss
@@ -61,8 +63,8 @@ class Predictor:
 
     def __call__(self, params: Any, rest: Any, x: jax.Array) -> np.ndarray:
         idx, n = eval_indices(len(x), self.batch_size)
-        outputs = self._predict(params, rest, x, idx)  # (S, B, O)
-        return np.asarray(outputs).reshape(-1, outputs.shape[-1])[:n]
+        outputs = self._predict(params, rest, x, idx)  # (S, B, O) or (S, B, *input shape) for reconstructions
+        return np.asarray(outputs).reshape(-1, *outputs.shape[2:])[:n]
 
     @property
     def compilations(self) -> int:

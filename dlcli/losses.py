@@ -56,7 +56,9 @@ def huber(task: Task, *, delta: float = 1.0) -> LossFn:
 
 @LOSSES.register("binary_crossentropy")
 def binary_crossentropy(task: Task) -> LossFn:
-    if not task.binary:
+    if task.kind == "reconstruction":  # each input value in [0, 1] is the probability its logit predicts
+        return lambda logits, x: _per_example(optax.sigmoid_binary_cross_entropy(logits, x.astype(logits.dtype)))
+    if not task.binary and task.kind != "adversarial":
         raise DlcliError(f"loss.kind = 'binary_crossentropy' needs two classes, but the target has "
                          f"{task.num_classes or 'continuous'} values. Use categorical_crossentropy for several "
                          "classes, or mse for regression.")

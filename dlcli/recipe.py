@@ -96,13 +96,26 @@ class Recipe(Section):
     name: str
     description: str = ""
     seed: int = 0
-    task: Literal["classification", "regression"] | None = None
+    task: Literal["classification", "regression", "reconstruction", "adversarial"] | None = None
     data: DataConfig
     model: Component
     loss: Component | None = None
     optimizer: OptimizerConfig = OptimizerConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _task_of_model(cls, data: Any) -> Any:
+        """Autoencoders reconstruct and GANs play adversarial whatever labels the data has."""
+        kind = data.get("model", {}).get("kind") if isinstance(data, dict) and isinstance(data.get("model"), dict) else None
+        if isinstance(kind, str):
+            from dlcli.tasks import implied_task
+
+            task = implied_task(kind, data.get("task"))
+            if task is not None:
+                data = {**data, "task": task}
+        return data
 
 
 class LoadedRecipe(BaseModel):

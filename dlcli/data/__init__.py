@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ class Prepared:
 
     splits: dict[str, Arrays]  # "train" and, when present, "val" and "test"
     preprocessing: Preprocessing
+    labels: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # per split, when x is also y
 
     @property
     def num_classes(self) -> int | None:
@@ -76,11 +78,16 @@ def load_data(config: DataConfig, seed: int, resolve: Callable[[str], Path], tas
       config: the recipe's ``[data]`` section.
       seed: the recipe seed; it fixes the split.
       resolve: turns a recipe path into a file path.
-      task: ``"classification"`` or ``"regression"``; inferred from the target when None.
+      task: ``"classification"``, ``"regression"``, ``"reconstruction"`` or ``"adversarial"``;
+        inferred from the target when None.
     """
     raw = load_raw(config, seed, resolve)
     extra = {name: load_raw(config, seed, resolve, f"{name}_path", getattr(config, f"{name}_path"))
              for name in ("val", "test") if getattr(config, f"{name}_path")}
+    if task in ("reconstruction", "adversarial"):
+        from dlcli.data.unsupervised import prepare_unsupervised
+
+        return prepare_unsupervised(config, seed, raw, extra, task)
     if raw.table is not None:
         return _prepare_table(config, seed, raw, extra, task)
     return _prepare_arrays(config, seed, raw, extra, task)

@@ -22,4 +22,4 @@ def build_model(kind: str, settings: dict[str, Any], in_shape: tuple[int, ...], 
 
 # Registration happens on import.
 from dlcli.models import mlp  # noqa: E402,F401
-from dlcli.models import cnn, recurrent  # noqa: E402,F401
+from dlcli.models import autoencoder, cnn, gan, recurrent  # noqa: E402,F401

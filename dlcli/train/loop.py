@@ -35,13 +35,15 @@ from dlcli.errors import DlcliError
 from dlcli.evaluate import epoch_metrics, outputs_report
 from dlcli.optim import learning_rate_scale
 from dlcli.recipe import LoadedRecipe, load_recipe, to_toml
+from dlcli.report.generative import write_epoch_figures, write_task_figures
 from dlcli.train.batches import epoch_indices
 from dlcli.train.early_stopping import EarlyStopping
 from dlcli.train.interrupt import Interrupted, StopRequests
 from dlcli.train.progress import Progress, load_resumable, save_resumable
 from dlcli.train.setup import Setup, check_metrics, check_monitor, checkpoint_bytes, make_stopping, prepare  # noqa: F401
 from dlcli.train.sharding import placement_for
-from dlcli.train.step import TrainState, make_chunk_fn, make_train_step
+from dlcli.train.step import TrainState, make_chunk_fn
+from dlcli.train.task_steps import make_task_step
 
 
 @dataclass
@@ -124,7 +126,7 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, best: TrainSta
     """Run epochs from ``progress`` to the end, checkpointing, and write the summary."""
     recipe, plan, built = setup.recipe, setup.plan, setup.built
     started = time.perf_counter()
-    step = make_train_step(built.train_graph, built.loss_fn, setup.optimizer, built.task, recipe.train.l1,
+    step = make_task_step(built.train_graph, built.loss_fn, setup.optimizer, built.task, recipe.train.l1,
                            recipe.train.l2, setup.augment)
     run_chunk = make_chunk_fn(step)
     predictor = Predictor(built.eval_graph)
@@ -164,6 +166,7 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, best: TrainSta
                 metrics_file.write(json_line(record))
                 metrics_file.flush()
                 reporter.epoch(record)
+                write_epoch_figures(run_dir, setup, state, progress.epoch)
                 is_best, stop_early = stopping.update(progress.epoch, record.get(stopping.monitor, math.nan))
                 if is_best:
                     best = copy_tree(state)
@@ -190,6 +193,7 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, best: TrainSta
     ended = "early_stopped" if len(progress.history) < recipe.train.epochs else "completed"
     summary = finish(run_dir, setup, predictor, best, progress.history, stopping, ended, progress.train_seconds,
                      time.perf_counter() - started, run_chunk)
+    write_task_figures(run_dir / "plots", setup, state, best)  # autoencoders and GANs: what they learned
     return RunResult(run_dir, summary, progress.history)
 
 
@@ -223,6 +227,7 @@ def epoch_record(setup: Setup, predictor: Predictor, state: TrainState, progress
     record = {"epoch": progress.epoch, "loss": sums["loss"] / sums["count"]}
     if "correct" in sums:
         record["accuracy"] = sums["correct"] / sums["count"]
+    record.update({key: value / sums["count"] for key, value in sums.items() if key.endswith("_loss")})  # a GAN's two
     if "val" in setup.data.splits:
         x_val, y_val = setup.data.splits["val"]
         logits = predictor(state.params, state.rest, jax.device_put(x_val))
