@@ -67,7 +67,7 @@ def has_hidden_layers(model: nnx.Module) -> bool:
 def saturation_threshold(layer: nnx.Module) -> jax.Array:
     """|z| beyond which ``layer``'s function counts as saturated (infinite: never)."""
     if isinstance(layer, ChoiceActivation):  # the threshold of the function the index selects
-        return jnp.asarray([SATURATION.get(name, jnp.inf) for name in layer.names])[layer.index.value]
+        return jnp.asarray([SATURATION.get(name, jnp.inf) for name in layer.names])[layer.index[...]]
     return jnp.asarray(SATURATION.get(layer.name, jnp.inf))
 
 

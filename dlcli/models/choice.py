@@ -37,7 +37,7 @@ class ChoiceActivation(nnx.Module):
         self.index = ActivationIndex(jnp.asarray(index, jnp.int32))
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return jax.lax.switch(self.index.value, self.fns, x)
+        return jax.lax.switch(self.index[...], self.fns, x)
 
 
 def can_share(model: nnx.Module) -> bool:
