@@ -192,7 +192,7 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, best: TrainSta
         reporter.close()
     ended = "early_stopped" if len(progress.history) < recipe.train.epochs else "completed"
     summary = finish(run_dir, setup, predictor, best, progress.history, stopping, ended, progress.train_seconds,
-                     time.perf_counter() - started, run_chunk)
+                     time.perf_counter() - started, run_chunk, end_of_training=fit_report(setup, predictor, state))
     write_task_figures(run_dir / "plots", setup, state, best)  # autoencoders and GANs: what they learned
     return RunResult(run_dir, summary, progress.history)
 
@@ -237,6 +237,24 @@ def epoch_record(setup: Setup, predictor: Predictor, state: TrainState, progress
     seconds = max(progress.epoch_seconds, 1e-9)
     record.update(learning_rate=learning_rate, time_s=seconds, samples_per_s=examples / seconds)
     return record
+
+
+def fit_report(setup: Setup, predictor: Predictor, state: TrainState) -> dict[str, dict[str, float]]:
+    """Loss and accuracy of the last weights on the training and validation splits, in evaluation mode.
+
+    The train/val gap of the finished network: how much it fits the examples
+    it saw better than the ones it did not (overfitting, see overfit-demo).
+    """
+    out: dict[str, dict[str, float]] = {}
+    if setup.built.task.kind not in ("classification", "regression"):
+        return out
+    for split in ("train", "val"):
+        if split in setup.data.splits:
+            x, y = setup.data.splits[split]
+            logits = predictor(state.params, state.rest, jax.device_put(x))
+            report = outputs_report(setup.built.task, setup.built.loss_fn, logits, y, setup.data.preprocessing.classes)
+            out[split] = {k: report[k] for k in ("loss", "accuracy", "mse") if k in report}
+    return out
 
 
 def copy_tree(tree: Any) -> Any:
