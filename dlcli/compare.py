@@ -20,6 +20,7 @@ import json
 import re
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,7 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
       reporter: progress display (see :mod:`dlcli.report.console`).
     """
     from dlcli.checkpoint import create_run_dir, write_json, write_text
+    from dlcli.compare_family import family_key, group_families, run_activation
     from dlcli.compare_stats import summarize
     from dlcli.recipe import to_toml
     from dlcli.report.compare_plots import write_compare_plots
@@ -121,9 +123,13 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
     write_text(run_dir / "recipe.toml", f"# resolved from {loaded.source}; compare-activations replaces "
                                         "model.activation\n" + to_toml(recipe))
     setup.data.preprocessing.save(run_dir / "preprocessing.json")
+    families = group_families(activations)
     runs = []
-    families: dict[Any, Family] = {}
-    with (run_dir / "metrics.jsonl").open("a") as metrics_file:
+    # Families after the first build and compile in the background while the first trains: XLA compiles
+    # outside Python's lock, so on a multi-core machine their compilation costs little wall time.
+    with ThreadPoolExecutor(max_workers=1) as background, (run_dir / "metrics.jsonl").open("a") as metrics_file:
+        for family in list(families.values())[1:]:
+            family.pending = background.submit(family.prepare, setup, with_activation(recipe, family.specs[0]), seeds)
         for spec in activations:
             label = activation_label(spec)
 
@@ -131,104 +137,9 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
                 metrics_file.write(json.dumps({"activation": label, "seed": seeds[m], **record}) + "\n")
                 metrics_file.flush()
 
-            runs.append(run_activation(setup, with_activation(recipe, spec), seeds, label, reporter, write,
-                                       family_of(spec, activations, families)))
+            family = families[family_key(spec)]
+            runs.append(run_activation(setup, with_activation(recipe, spec), seeds, label, reporter, write, family))
     summary = summarize(recipe, runs, seeds, time.perf_counter() - started)
     write_json(run_dir / "summary.json", summary)
     write_compare_plots(run_dir)
     return Comparison(run_dir, summary)
-
-
-@dataclass
-class Family:
-    """Activations whose models have the same parameter shapes: one set of compiled programs for all.
-
-    ``specs`` are the family's element-wise activations, chosen per model by
-    index (:mod:`dlcli.models.choice`); maxout with k pieces is a family of one.
-    Programs are made by the family's first activation and reused by the rest.
-    """
-
-    specs: list[ActivationSpec]
-    programs: Any = None
-    grad_norms: Any = None
-    unit_stats: Any = None
-
-    def adapt(self, spec: ActivationSpec):
-        """The model change that lets ``spec`` share this family's programs (none for a family of one)."""
-        from dlcli.models.choice import can_share, with_choice
-
-        if len(self.specs) == 1:
-            return lambda built: built
-        names = tuple(split_spec(s)[0] for s in self.specs)
-        fns = tuple(get_activation(s) for s in self.specs)
-        index = self.specs.index(spec)
-
-        def adapt(built):
-            return with_choice(built, names, fns, index) if can_share(built.model) else built
-
-        return adapt
-
-    def shares(self, built) -> bool:
-        """Whether ``built`` can run on the programs made for another member of this family."""
-        from dlcli.models.choice import ChoiceActivation
-
-        return len(self.specs) == 1 or any(isinstance(layer, ChoiceActivation)
-                                           for layer in getattr(built.model, "layers", []))
-
-
-def family_of(spec: ActivationSpec, activations: list[ActivationSpec], families: dict[Any, Family]) -> Family:
-    """The family ``spec`` belongs to: all element-wise activations together, each maxout width alone."""
-    from dlcli.activations import pieces_per_unit
-
-    key = pieces_per_unit(spec)
-    if key not in families:
-        families[key] = Family([s for s in activations if pieces_per_unit(s) == key])
-    return families[key]
-
-
-def run_activation(setup, recipe: Recipe, seeds: list[int], label: str, reporter, write, family: Family) -> dict:
-    """All seeds of one activation as one program, with gradient and unit diagnostics before and after."""
-    import numpy as np
-
-    from dlcli import diagnostics
-    from dlcli.train.vmapped import build_stack, make_programs, train_stack
-
-    tick = time.perf_counter()
-    spec = recipe.model.settings()["activation"]
-    name = split_spec(spec)[0]
-    stack = build_stack(setup, seeds, recipe, adapt=family.adapt(spec))
-    built, data = stack.built, setup.data
-    if family.programs is None or not family.shares(built):
-        family.programs = make_programs(setup, built)
-        family.grad_norms = diagnostics.make_grad_norms(built.eval_graph, built.loss_fn)
-        family.unit_stats = diagnostics.make_unit_stats(built.eval_graph) \
-            if diagnostics.has_hidden_layers(built.model) else None
-    x_train, y_train = data.splits["train"]
-    probe = x_train[:diagnostics.PROBE_EXAMPLES], y_train[:diagnostics.PROBE_EXAMPLES]
-    x_units = data.splits.get("val", data.splits["train"])[0][:diagnostics.UNIT_EXAMPLES]
-
-    def measure(state) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        norms = np.asarray(family.grad_norms(state.params, state.rest, *probe))  # (M, layers)
-        shares = family.unit_stats(state.params, state.rest, x_units) if family.unit_stats else {}
-        units = [diagnostics.unit_summary({k: np.asarray(v[m]) for k, v in shares.items()}, name)
-                 for m in range(len(seeds))]
-        return norms, units
-
-    init_norms, init_units = measure(stack.state)
-    result = train_stack(setup, stack, reporter, f"{label} x{len(seeds)} seeds", family.programs,
-                         on_record=write,
-                         after_epoch=lambda state: [{"grad_norms": row.tolist()} for row in
-                                                    np.asarray(family.grad_norms(state.params, state.rest, *probe))])
-    final_norms, final_units = measure(result.last)
-    members = []
-    for m, member in enumerate(result.members):
-        members.append({
-            "seed": member.seed, "ended": member.ended, "epochs_run": len(member.history),
-            "best_epoch": member.stopping.best_epoch, "monitor": member.stopping.monitor,
-            "final": {k: v for k, v in (member.history[-1] if member.history else {}).items() if k != "grad_norms"},
-            "grad_norms": {"init": init_norms[m].tolist(), "final": final_norms[m].tolist()},
-            "units": {"init": init_units[m], "final": final_units[m]}, "history": member.history,
-        })
-    return {"activation": label, "kind": name, "parameters": built.parameter_count, "members": members,
-            "wall_time_s": time.perf_counter() - tick, "train_time_s": result.train_seconds,
-            "compilations": result.compilations}

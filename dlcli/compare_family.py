@@ -1,0 +1,147 @@
+"""One activation's runs, and the compiled programs that activations share.
+
+A *family* is a set of compared activations whose models have the same
+parameter shapes. All element-wise activations form one family: their
+hidden layers become :class:`~dlcli.models.choice.ChoiceActivation` layers,
+so the train chunk, the evaluation and the diagnostics compile once for all
+of them. Maxout with k pieces has wider layers and is a family of its own.
+A family other than the first can :meth:`Family.prepare` itself in a
+background thread: build its first activation's models and compile every
+program for them while the main thread trains.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from dlcli import diagnostics
+from dlcli.activations import ActivationSpec, get_activation, pieces_per_unit, split_spec
+from dlcli.models.choice import ChoiceActivation, can_share, with_choice
+from dlcli.recipe import Recipe
+from dlcli.train.setup import Setup
+from dlcli.train.vmapped import Stack, build_stack, make_programs, stacked_epoch_indices, train_stack
+
+
+def family_key(spec: ActivationSpec) -> int:
+    return pieces_per_unit(spec)  # 1: element-wise; k: maxout with k pieces
+
+
+def group_families(activations: list[ActivationSpec]) -> dict[int, Family]:
+    """Families in the order their first activation is listed."""
+    families: dict[int, Family] = {}
+    for spec in activations:
+        families.setdefault(family_key(spec), Family([])).specs.append(spec)
+    return families
+
+
+@dataclass
+class Family:
+    specs: list[ActivationSpec]
+    programs: Any = None  # dlcli.train.vmapped.Programs
+    grad_norms: Any = None
+    unit_stats: Any = None
+    pending: Future | None = None  # a background prepare() in flight
+    prebuilt: Stack | None = None  # the first activation's stack, built by prepare()
+
+    def adapt(self, spec: ActivationSpec):
+        """The model change that lets ``spec`` share this family's programs (none for a family of one)."""
+        if len(self.specs) == 1:
+            return lambda built: built
+        names = tuple(split_spec(s)[0] for s in self.specs)
+        fns = tuple(get_activation(s) for s in self.specs)
+        index = self.specs.index(spec)
+        return lambda built: with_choice(built, names, fns, index) if can_share(built.model) else built
+
+    def shares(self, built) -> bool:
+        """Whether ``built`` can run on the programs made for another member of this family."""
+        return len(self.specs) == 1 or any(isinstance(layer, ChoiceActivation)
+                                           for layer in getattr(built.model, "layers", []))
+
+    def make(self, setup: Setup, built) -> None:
+        self.programs = make_programs(setup, built)
+        self.grad_norms = diagnostics.make_grad_norms(built.eval_graph, built.loss_fn)
+        has_units = diagnostics.has_hidden_layers(built.model)
+        self.unit_stats = diagnostics.make_unit_stats(built.eval_graph) if has_units else None
+
+    def stack_for(self, setup: Setup, recipe: Recipe, seeds: list[int], spec: ActivationSpec) -> Stack:
+        """The stacked models of ``spec``, with this family's programs ready for them."""
+        if self.pending is not None:
+            self.pending.result()  # re-raises what went wrong in the background
+            self.pending = None
+        if self.prebuilt is not None and spec == self.specs[0]:
+            stack, self.prebuilt = self.prebuilt, None
+        else:
+            stack = build_stack(setup, seeds, recipe, adapt=self.adapt(spec))
+        if self.programs is None or not self.shares(stack.built):
+            self.make(setup, stack.built)
+        return stack
+
+    def prepare(self, setup: Setup, recipe: Recipe, seeds: list[int]) -> None:
+        """Build the first activation's models and compile every program for them (ahead of time)."""
+        stack = build_stack(setup, seeds, recipe, adapt=self.adapt(self.specs[0]))
+        self.make(setup, stack.built)
+        probe, x_units, x_val = probes(setup)
+        state = stack.state
+        x_train, y_train = setup.data.splits["train"]
+        idx, weight = stacked_epoch_indices(len(x_train), setup.plan, seeds, 1)
+        self.programs.run_chunk.lower(state, jax.device_put(x_train), jax.device_put(y_train), idx[0],
+                                      weight[0]).compile()
+        self.grad_norms(state.params, state.rest, *probe)  # evaluation functions do not donate: just run them
+        if self.unit_stats is not None:
+            self.unit_stats(state.params, state.rest, x_units)
+        if x_val is not None:
+            self.programs.predict(state.params, state.rest, x_val)
+        self.prebuilt = stack
+
+
+def probes(setup: Setup) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, Any]:
+    """(gradient probe batch, unit-health examples, validation inputs on the device or None)."""
+    x_train, y_train = setup.data.splits["train"]
+    probe = x_train[:diagnostics.PROBE_EXAMPLES], y_train[:diagnostics.PROBE_EXAMPLES]
+    x_units = setup.data.splits.get("val", setup.data.splits["train"])[0][:diagnostics.UNIT_EXAMPLES]
+    x_val = jax.device_put(setup.data.splits["val"][0]) if "val" in setup.data.splits else None
+    return probe, x_units, x_val
+
+
+def run_activation(setup: Setup, recipe: Recipe, seeds: list[int], label: str, reporter, write,
+                   family: Family) -> dict[str, Any]:
+    """All seeds of one activation as one program, with gradient and unit diagnostics before and after."""
+    tick = time.perf_counter()
+    spec = recipe.model.settings()["activation"]
+    name = split_spec(spec)[0]
+    stack = family.stack_for(setup, recipe, seeds, spec)
+    built = stack.built
+    probe, x_units, _ = probes(setup)
+
+    def measure(state) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        norms = np.asarray(family.grad_norms(state.params, state.rest, *probe))  # (M, layers)
+        shares = family.unit_stats(state.params, state.rest, x_units) if family.unit_stats else {}
+        units = [diagnostics.unit_summary({k: np.asarray(v[m]) for k, v in shares.items()}, name)
+                 for m in range(len(seeds))]
+        return norms, units
+
+    def grad_records(state) -> list[dict[str, Any]]:
+        return [{"grad_norms": row.tolist()} for row in np.asarray(family.grad_norms(state.params, state.rest, *probe))]
+
+    init_norms, init_units = measure(stack.state)
+    result = train_stack(setup, stack, reporter, f"{label} x{len(seeds)} seeds", family.programs, on_record=write,
+                         after_epoch=grad_records)
+    final_norms, final_units = measure(result.last)
+    members = []
+    for m, member in enumerate(result.members):
+        members.append({
+            "seed": member.seed, "ended": member.ended, "epochs_run": len(member.history),
+            "best_epoch": member.stopping.best_epoch, "monitor": member.stopping.monitor,
+            "final": {k: v for k, v in (member.history[-1] if member.history else {}).items() if k != "grad_norms"},
+            "grad_norms": {"init": init_norms[m].tolist(), "final": final_norms[m].tolist()},
+            "units": {"init": init_units[m], "final": final_units[m]}, "history": member.history,
+        })
+    return {"activation": label, "kind": name, "parameters": built.parameter_count, "members": members,
+            "wall_time_s": time.perf_counter() - tick, "train_time_s": result.train_seconds,
+            "compilations": result.compilations}
