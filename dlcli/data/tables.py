@@ -13,23 +13,42 @@ TABLE_FORMATS = ("csv", "parquet")
 FILE_FORMATS = (*TABLE_FORMATS, "npz")
 
 
+COMPRESSIONS = (".gz", ".bz2", ".zst", ".lz4")  # pyarrow reads CSV through these by suffix
+
+
+def _suffix_format(path: Path) -> str | None:
+    suffixes = [s.lower() for s in path.suffixes]
+    if len(suffixes) >= 2 and suffixes[-1] in COMPRESSIONS and suffixes[-2] == ".csv":
+        return "csv"  # UCI ships HIGGS as HIGGS.csv.gz
+    suffix = suffixes[-1].lstrip(".") if suffixes else ""
+    suffix = "parquet" if suffix in ("pq", "parq") else suffix
+    return suffix if suffix in FILE_FORMATS else None
+
+
 def file_format(path: Path, declared: str | None = None) -> str:
-    """The format of ``path``: the recipe's ``source`` when it names one, else the suffix."""
+    """The format of ``path``: the recipe's ``source`` when it names one, else the suffix.
+
+    A declared format that contradicts a known suffix is an error rather than a
+    guess, so that ``--set data.path=x.csv`` on a Parquet recipe says what to fix.
+    """
+    from_suffix = _suffix_format(path)
     if declared in FILE_FORMATS:
+        if from_suffix is not None and from_suffix != declared:
+            raise DlcliError(f"data.path '{path}' looks like a {from_suffix.upper()} file but data.source = "
+                             f"'{declared}'. Set data.source = \"{from_suffix}\" (--set data.source={from_suffix}), "
+                             "or rename the file.")
         return declared
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix in ("pq", "parq"):
-        suffix = "parquet"
-    if suffix not in FILE_FORMATS:
-        raise DlcliError(f"{path}: cannot tell the file format from the suffix '.{suffix}'. "
-                         f"Use a .csv, .parquet or .npz file.")
-    return suffix
+    if from_suffix is None:
+        raise DlcliError(f"{path}: cannot tell the file format from the suffix '{path.suffix}'. "
+                         f"Use a .csv, .csv.gz, .parquet or .npz file.")
+    return from_suffix
 
 
 def check_exists(path: Path, key: str) -> None:
     if not path.is_file():
-        raise DlcliError(f"{key} = '{path}': no such file. Check the path (relative paths resolve against the "
-                         "recipe file's folder).")
+        raise DlcliError(f"{key} = '{path}': no such file. Check the path, or point the recipe at your file with "
+                         f"--set {key}=FILE (relative paths resolve against the recipe file's folder; for a bundled "
+                         "recipe, against the current folder).")
 
 
 def read_table(path: Path, fmt: str, *, column_names: list[str] | None = None, columns: list[str] | None = None,
@@ -43,7 +62,7 @@ def read_table(path: Path, fmt: str, *, column_names: list[str] | None = None, c
       limit: read only the first ``limit`` rows.
     """
     try:
-        table = _read_csv(path, column_names, columns) if fmt == "csv" else _read_parquet(path, column_names, columns, limit)
+        table = _read_csv(path, column_names, columns, limit) if fmt == "csv" else _read_parquet(path, column_names, columns, limit)
     except DlcliError:
         raise
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as error:
@@ -55,15 +74,50 @@ def read_table(path: Path, fmt: str, *, column_names: list[str] | None = None, c
     return table
 
 
-def _read_csv(path: Path, column_names: list[str] | None, columns: list[str] | None) -> pa.Table:
+def _read_csv(path: Path, column_names: list[str] | None, columns: list[str] | None, limit: int | None) -> pa.Table:
     from pyarrow import csv
 
-    read = csv.ReadOptions(column_names=column_names) if column_names else csv.ReadOptions()
+    read = csv.ReadOptions()
+    if column_names:
+        # A file with its own header row gets renamed; a header-less one (UCI's HIGGS) read as it is.
+        skip = 1 if _has_header(path, len(column_names)) else 0
+        read = csv.ReadOptions(column_names=column_names, skip_rows=skip)
     if columns:
-        header = column_names or csv.read_csv(path, read_options=csv.ReadOptions(block_size=1 << 16)).column_names
+        header = column_names or csv.open_csv(path).schema.names  # the header only, not the whole file
         require_columns(path, header, columns)
     convert = csv.ConvertOptions(include_columns=columns) if columns else csv.ConvertOptions()
-    return csv.read_csv(path, read_options=read, convert_options=convert)
+    if limit is None:
+        return csv.read_csv(path, read_options=read, convert_options=convert)
+    # Stream only the first ``limit`` rows: HIGGS.csv.gz has 11 million.
+    reader = csv.open_csv(path, read_options=read, convert_options=convert)
+    batches, rows = [], 0
+    for batch in reader:
+        batches.append(batch)
+        rows += batch.num_rows
+        if rows >= limit:
+            break
+    return pa.Table.from_batches(batches, schema=reader.schema)
+
+
+def _has_header(path: Path, expected: int) -> bool:
+    """Whether the CSV's first row is a header: no field of it reads as a number."""
+    import csv as text_csv
+
+    with pa.input_stream(str(path), compression="detect") as stream:
+        first_line = stream.read(1 << 16).split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    fields = next(text_csv.reader([first_line]), [])
+    if len(fields) != expected:
+        raise DlcliError(f"data.column_names gives {expected} names but {path} has {len(fields)} columns. "
+                         "Give one name per column, in file order.")
+    return not any(_is_number(field) for field in fields)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _read_parquet(path: Path, column_names: list[str] | None, columns: list[str] | None, limit: int | None) -> pa.Table:

@@ -4,10 +4,11 @@ plain line per epoch otherwise (CI, pipes), always on the chosen stream."""
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 HIDDEN_KEYS = {"epoch", "time_s", "samples_per_s", "learning_rate"}
 
@@ -16,6 +17,20 @@ def format_metrics(record: dict[str, Any]) -> str:
     parts = [f"{key} {value:.4f}" for key, value in record.items()
              if key not in HIDDEN_KEYS and isinstance(value, (int, float))]
     return "  ".join(parts)
+
+
+def headline(record: dict[str, Any], room: int) -> str:
+    """As many of loss, validation loss and one validation metric as fit in ``room`` characters."""
+    keys = ["loss", "val_loss"] if "val_loss" in record else ["loss", "accuracy"]
+    keys += [k for k in record if k.startswith("val_") and k != "val_loss"][:1]
+    text = ""
+    for key in keys:
+        if isinstance(record.get(key), (int, float)):
+            part = f"{key} {record[key]:.4f}"
+            if text and len(text) + 2 + len(part) > room:
+                break
+            text = f"{text}  {part}" if text else part
+    return text
 
 
 def make_console(stream: TextIO | None = None) -> Console:
@@ -52,29 +67,45 @@ class PlainReporter:
 
 
 class RichReporter(PlainReporter):
-    """Epoch and step bars with samples/s and the latest metrics."""
+    """Live epoch and step bars with the latest loss and samples/s; the full metrics
+    line of each epoch (thinned like :class:`PlainReporter`) scrolls above them."""
 
     def __init__(self, console: Console):
         super().__init__(console)
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console, transient=False)
+            TextColumn("[bold]{task.description:<5}"), BarColumn(bar_width=None), MofNCompleteColumn(),
+            TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+            console=console, expand=True, redirect_stdout=False, redirect_stderr=False)
+        self.samples_per_step = 1.0
+        self.epoch_started, self.epoch_done = time.perf_counter(), False
 
     def start(self, name: str, epochs: int, steps_per_epoch: int, examples: int, run_dir: str) -> None:
         super().start(name, epochs, steps_per_epoch, examples, run_dir)
+        self.samples_per_step = examples / max(1, steps_per_epoch)
+        self.epoch_bar = self.progress.add_task("epoch", total=epochs, info="")
+        self.step_bar = self.progress.add_task("step", total=steps_per_epoch, info="")
+        self.epoch_started = time.perf_counter()
         self.progress.start()
-        self.epoch_bar = self.progress.add_task("epochs", total=epochs, info="")
-        self.step_bar = self.progress.add_task("steps", total=steps_per_epoch, info="")
 
     def advance(self, steps: int) -> None:
-        self.progress.advance(self.step_bar, steps)
+        if self.epoch_done:  # reset here, not at the epoch's end, so the last epoch's bar stays full
+            self.progress.reset(self.step_bar, info=self.progress.tasks[self.step_bar].fields["info"])
+            self.epoch_done = False
+        task = self.progress.tasks[self.step_bar]
+        # The last chunk of an epoch may hold padding steps; never count past the epoch.
+        done = min(task.total, task.completed + steps)
+        seconds = time.perf_counter() - self.epoch_started
+        rate = done * self.samples_per_step / seconds if seconds > 0 else 0.0
+        self.progress.update(self.step_bar, completed=done, info=f"{rate:,.0f} samples/s")
 
     def epoch(self, record: dict[str, Any]) -> None:
-        self.progress.update(self.epoch_bar, completed=record["epoch"], info=format_metrics(record))
-        self.progress.update(self.step_bar, completed=0, info=f"{record['samples_per_s']:,.0f} samples/s")
+        super().epoch(record)  # the history lines print above the live bars
+        self.progress.update(self.epoch_bar, completed=record["epoch"], info=headline(record, room=self.console.width - 45))
+        self.progress.update(self.step_bar, info=f"{record['samples_per_s']:,.0f} samples/s")
+        self.epoch_started, self.epoch_done = time.perf_counter(), True
 
     def note(self, text: str) -> None:
-        self.progress.console.print(text)
+        self.console.print(text)
 
     def close(self) -> None:
         self.progress.stop()
