@@ -126,6 +126,8 @@ def build_optimizer(config: OptimizerConfig, total_steps: int, steps_per_epoch: 
       steps_per_epoch: how many batch losses reduce-on-plateau averages before judging.
     """
     settings = config.settings()
+    if "discriminator" in settings:
+        return two_player_optimizer(config, total_steps, steps_per_epoch)
     plateau = settings.pop("reduce_on_plateau", None)
     if plateau is not None and not isinstance(plateau, dict):
         raise DlcliError(f"optimizer.reduce_on_plateau = {plateau!r}: must be a table, e.g. "
@@ -146,3 +148,32 @@ def build_optimizer(config: OptimizerConfig, total_steps: int, steps_per_epoch: 
         PLATEAU.build("reduce_on_plateau", plateau, steps_per_epoch, where="optimizer.reduce_on_plateau")
         if plateau is not None else optax.identity(),
     )
+
+
+def two_player_optimizer(config: OptimizerConfig, total_steps: int, steps_per_epoch: int) -> optax.GradientTransformation:
+    """A GAN's two optimizers in one transformation, each with its own state.
+
+    ``[optimizer]`` trains the generator; its ``discriminator`` table is a
+    complete optimizer section of its own (``kind``, ``learning_rate``, ...)
+    for the discriminator. Parameters are routed by the submodule they sit in.
+    """
+    import pydantic
+
+    from dlcli.models.gan import player
+    from dlcli.registry import describe_validation_error
+
+    settings = config.settings()
+    table = settings.pop("discriminator")
+    if not isinstance(table, dict):
+        raise DlcliError(f"optimizer.discriminator = {table!r}: must be a table, e.g. discriminator = "
+                         "{ kind = \"adam\", learning_rate = 0.0002, b1 = 0.5 }.")
+    try:
+        own = OptimizerConfig(**table)
+    except pydantic.ValidationError as error:
+        raise DlcliError(describe_validation_error(error, where="optimizer.discriminator",
+                                                   valid=OptimizerConfig.model_fields)) from None
+    generator = OptimizerConfig(kind=config.kind, learning_rate=config.learning_rate, **settings)
+    return optax.multi_transform(
+        {"generator": build_optimizer(generator, total_steps, steps_per_epoch),
+         "discriminator": build_optimizer(own, total_steps, steps_per_epoch)},
+        lambda params: jax.tree_util.tree_map_with_path(lambda path, _: player(path), params))

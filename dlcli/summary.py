@@ -11,7 +11,7 @@ from flax import nnx
 
 from dlcli.assemble import assemble
 from dlcli.data import load_data
-from dlcli.models.layers import Sequential
+from dlcli.models.stages import stages
 from dlcli.recipe import LoadedRecipe
 
 SUMMARY_ROWS = 20_000  # enough rows to see every class and the feature layout
@@ -38,15 +38,16 @@ def summarize(loaded: LoadedRecipe) -> tuple[list[Row], int, list[int]]:
     model.eval()
     shape = (1, *data.preprocessing.input_shape)
     rows = []
-    if isinstance(model, Sequential):
-        x = jax.ShapeDtypeStruct(shape, jnp.float32)
-        for i, layer in enumerate(model.layers):
+    for stage in stages(model, shape[1:]):  # composite models (autoencoders, GANs, RNNs) are a few stages
+        x = stage.input
+        if stage.apply is not None:
+            x = jax.eval_shape(stage.apply, x)
+            rows.append(Row(stage.name, str(("B", *x.shape[1:])), parameter_count(stage.module)))
+            continue
+        for i, layer in enumerate(stage.module.layers):
             x = jax.eval_shape(layer, x)
-            rows.append(Row(f"{i}: {type(layer).__name__}{_detail(layer)}", str(("B", *x.shape[1:])), parameter_count(layer)))
-    else:
-        for path, sub in nnx.iter_graph(model):
-            if isinstance(sub, nnx.Module) and len(path) == 1:
-                rows.append(Row(f"{path[0]}: {type(sub).__name__}", "", parameter_count(sub)))
+            rows.append(Row(f"{stage.name}{i}: {type(layer).__name__}{_detail(layer)}", str(("B", *x.shape[1:])),
+                            parameter_count(layer)))
     return rows, built.parameter_count, list(data.preprocessing.input_shape)
 
 

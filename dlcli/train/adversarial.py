@@ -13,21 +13,14 @@ gives the discriminator its own optimizer settings too (see
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from dlcli.models.gan import player
 from dlcli.tasks import Task
 from dlcli.train.step import LossFn, TrainState, weight_penalty
-
-
-def player(path: tuple[Any, ...]) -> str:
-    """'generator' or 'discriminator': the top-level submodule a parameter belongs to."""
-    first = path[0]
-    return str(getattr(first, "key", getattr(first, "name", first)))
 
 
 def make_adversarial_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.GradientTransformation,

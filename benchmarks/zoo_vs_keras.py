@@ -1,0 +1,131 @@
+"""dlcli's CNN and LSTM training against an equivalent Keras 3 ``fit`` (JAX backend).
+
+Two bundled recipes, each trained by both on the *same* training split (the
+one dlcli's recipe makes), same architecture, optimizer, loss and batch size:
+
+  digits-cnn  8x8x1 -> Conv(32, 3x3, same) relu -> MaxPool 2 -> Conv(64) relu
+              -> MaxPool 2 -> Dense(128) relu -> Dense(10); Adam 1e-3, batch 32
+  sine-lstm   (40, 1) -> LSTM(32) -> Dense(1); Adam 5e-3, MSE, batch 32
+
+Trainers: ``dlcli`` (the recipe through ``dlcli.train.loop.train``; an epoch
+is a few scanned, compiled chunks), ``keras`` (``model.fit`` defaults,
+``verbose=0``) and ``keras-spe32`` (``compile(steps_per_execution=32)``).
+Timing covers training only (no validation for either), the first epoch
+(compilation) left out: samples/s = training examples / seconds per epoch.
+
+    pip install -e '.[bench]'
+    python benchmarks/zoo_vs_keras.py                  # 6 epochs each
+    python benchmarks/zoo_vs_keras.py --epochs 3 --only digits-cnn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ["KERAS_BACKEND"] = "jax"  # Keras must share dlcli's JAX runtime; never TensorFlow
+
+import numpy as np  # noqa: E402
+
+RECIPES = ("digits-cnn", "sine-lstm")
+
+
+def run_dlcli(name: str, epochs: int, folder: Path) -> tuple[float, dict]:
+    from dlcli.recipe import load_recipe
+    from dlcli.report.console import make_reporter
+    from dlcli.train.loop import train
+
+    loaded = load_recipe(name, [f"train.epochs={epochs}", "data.validation_split=0.0"])
+    result = train(loaded, folder, make_reporter(quiet=True))
+    steady = [r["time_s"] for r in result.history[1:]]
+    examples = result.history[-1]["samples_per_s"] * result.history[-1]["time_s"]
+    return examples / statistics.median(steady), result.summary
+
+
+def training_split(name: str):
+    from dlcli.data import load_data
+    from dlcli.recipe import load_recipe
+
+    loaded = load_recipe(name, ["data.validation_split=0.0"])
+    recipe = loaded.recipe
+    data = load_data(recipe.data, recipe.seed, loaded.resolve_path, task=recipe.task)
+    return data.splits["train"]
+
+
+def keras_model(name: str, input_shape: tuple[int, ...]):
+    import keras
+
+    layers = keras.layers
+    if name == "digits-cnn":
+        model = keras.Sequential([
+            keras.Input(input_shape),
+            layers.Conv2D(32, 3, padding="same", activation="relu"), layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, padding="same", activation="relu"), layers.MaxPooling2D(2),
+            layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(10)])
+        return model, keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model = keras.Sequential([keras.Input(input_shape), layers.LSTM(32), layers.Dense(1)])
+    return model, keras.optimizers.Adam(5e-3), keras.losses.MeanSquaredError()
+
+
+def run_keras(name: str, epochs: int, steps_per_execution: int) -> float:
+    import keras
+
+    x, y = training_split(name)
+    keras.utils.set_random_seed(0)
+    model, optimizer, loss = keras_model(name, x.shape[1:])
+    model.compile(optimizer=optimizer, loss=loss, steps_per_execution=steps_per_execution)
+    ends: list[float] = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            ends.append(time.perf_counter() - self.started)
+
+    model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, shuffle=True, callbacks=[Clock()])
+    return len(x) / statistics.median(ends[1:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=6, help="epochs per trainer (the first is not timed)")
+    parser.add_argument("--only", choices=RECIPES, help="benchmark one recipe")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    if args.epochs < 2:
+        parser.error("--epochs must be >= 2: the first epoch compiles and is not timed")
+    import jax
+
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name in [args.only] if args.only else RECIPES:
+            dlcli_rate, summary = run_dlcli(name, args.epochs, Path(folder))
+            row = {"recipe": name, "dlcli": dlcli_rate, "dlcli_compilations": summary["compilations"]["train_chunk"]}
+            try:
+                row["keras"] = run_keras(name, args.epochs, 1)
+                row["keras-spe32"] = run_keras(name, args.epochs, 32)
+            except ImportError:
+                print("keras is not installed: pip install -e '.[bench]'", file=sys.stderr)
+            results.append(row)
+    device = jax.devices()[0]
+    if args.json:
+        print(json.dumps({"device": f"{device.platform} x{jax.device_count()}", "results": results}, indent=2))
+        return 0
+    print(f"training samples/s, median of epochs 2..{args.epochs}, device {device.platform} x{jax.device_count()}")
+    print(f"{'recipe':<12} {'dlcli':>10} {'keras':>10} {'keras-spe32':>12} {'dlcli/keras':>12} {'dlcli/spe32':>12}")
+    for row in results:
+        keras_rate, spe = row.get("keras", float("nan")), row.get("keras-spe32", float("nan"))
+        print(f"{row['recipe']:<12} {row['dlcli']:>10,.0f} {keras_rate:>10,.0f} {spe:>12,.0f} "
+              f"{row['dlcli'] / keras_rate:>12.2f} {row['dlcli'] / spe:>12.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
