@@ -1,0 +1,140 @@
+"""Resuming and safe stops: an interrupted run, resumed, ends bit-identical to an uninterrupted one."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dlcli.cli import app
+from dlcli.recipe import load_recipe
+from dlcli.report.console import PlainReporter, make_console
+from dlcli.runs import open_run
+from dlcli.train.interrupt import Interrupted
+from dlcli.train.loop import resume, train
+
+# Dropout, augmentation, reduce-on-plateau and early stopping all carry state
+# (RNG counters, a key, a plateau counter, a patience counter) that must survive.
+SETTINGS = ["data.source=digits", "data.validation_split=0.2", "data.test_split=0.2", "model.hidden=[32]",
+            "model.dropout=0.3", "loss.kind=categorical_crossentropy", "optimizer.learning_rate=0.01",
+            "optimizer.reduce_on_plateau={factor=0.5, patience=1, min_delta=0.2}",
+            "train.epochs=3", "train.batch_size=64", "train.chunks_per_epoch=3",
+            "train.augment={rotate={degrees=10}, noise={std=0.1}}",
+            "train.early_stopping={monitor='val_accuracy', patience=3}"]
+
+
+class Quiet(PlainReporter):
+    """A silent reporter that can send this process a real signal after a number of chunks."""
+
+    def __init__(self, signal_after: int | None = None, signum: int = signal.SIGINT):
+        super().__init__(make_console(io.StringIO()))
+        self.signal_after, self.signum, self.chunks = signal_after, signum, 0
+
+    def advance(self, steps: int) -> None:
+        if steps:
+            self.chunks += 1
+            if self.chunks == self.signal_after:
+                os.kill(os.getpid(), self.signum)
+
+
+def without_timing(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in ("time_s", "samples_per_s")} for r in history]
+
+
+def leaves(run_dir: Path, checkpoint: str) -> list[np.ndarray]:
+    run = open_run(run_dir, checkpoint)
+    return [np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+            for x in jax.tree.leaves((run.params, run.rest))]
+
+
+def test_resume_mid_epoch_is_bit_identical(tmp_path: Path):
+    full = train(load_recipe("mlp-xor", SETTINGS), tmp_path / "full", Quiet())
+
+    with pytest.raises(Interrupted) as stopped:  # after chunk 5 of 9: in the middle of epoch 2
+        train(load_recipe("mlp-xor", SETTINGS), tmp_path / "cut", Quiet(signal_after=5))
+    assert stopped.value.exit_code == 130
+    run_dir = next((tmp_path / "cut" / "mlp-xor").iterdir())
+    assert "dlcli train --resume" in str(stopped.value) and str(run_dir) in str(stopped.value)
+    saved = json.loads((run_dir / "summary.json").read_text())
+    assert saved["ended"] == "interrupted" and saved["epoch"] == 2 and saved["chunk"] == 2
+    (run_dir / "notes.txt").write_text("mine")  # the user's own file must survive the resume
+
+    resumed = resume(run_dir, Quiet())
+
+    assert without_timing(resumed.history) == without_timing(full.history)
+    assert without_timing([json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]) == \
+        without_timing(full.history)
+    for a, b in zip(leaves(full.run_dir, "best"), leaves(run_dir, "best")):
+        np.testing.assert_array_equal(a, b)
+    assert resumed.summary["final"] == full.summary["final"]
+    assert resumed.summary["end_of_training"] == full.summary["end_of_training"]
+    assert resumed.summary["best_epoch"] == full.summary["best_epoch"]
+    assert (run_dir / "notes.txt").read_text() == "mine"
+    assert [p.name for p in (tmp_path / "cut" / "mlp-xor").iterdir()] == [run_dir.name]  # no new run directory
+
+
+def test_resume_refuses_finished_runs_and_other_folders(tmp_path: Path):
+    runner = CliRunner()
+    done = train(load_recipe("mlp-xor", ["train.epochs=2"]), tmp_path, Quiet())
+    result = runner.invoke(app, ["train", "--resume", str(done.run_dir)])
+    assert result.exit_code == 2 and "already ended (completed)" in result.output
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path)])
+    assert result.exit_code == 2 and "not a dlcli run directory" in result.output
+    result = runner.invoke(app, ["train", "mlp-xor", "--resume", str(done.run_dir)])
+    assert result.exit_code == 2 and "--resume" in result.output
+    assert "Traceback" not in result.output
+
+
+SLOW_RECIPE = """
+name = "signal-test"
+seed = 0
+[data]
+source = "moons"
+options = { samples = 2000 }
+[model]
+kind = "mlp"
+hidden = [64, 64]
+[train]
+epochs = 100000
+batch_size = 8
+chunks_per_epoch = 8
+"""
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130),
+                                          pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow)])
+def test_a_real_signal_checkpoints_and_exits(tmp_path: Path, signum: int, code: int):
+    recipe = tmp_path / "signal-test.toml"
+    recipe.write_text(SLOW_RECIPE)
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "dlcli", "train", str(recipe), "--out", str(tmp_path / "runs")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.time() + 120
+        for line in process.stdout:  # wait until training has really started
+            if line.startswith("epoch 1/") or time.time() > deadline:
+                break
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr
+    run_dir = next((tmp_path / "runs" / "signal-test").iterdir())
+    assert f"dlcli train --resume {run_dir}" in stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["ended"] == "interrupted" and summary["signal"] == signal.Signals(signum).name
+    assert summary["epochs_run"] >= 1
+    # The saved state is loadable and is what evaluate would use.
+    assert all(np.isfinite(leaf).all() for leaf in leaves(run_dir, "best"))
+    assert (run_dir / "checkpoints" / "last" / "meta.json").is_file()
