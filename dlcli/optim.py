@@ -173,7 +173,14 @@ def two_player_optimizer(config: OptimizerConfig, total_steps: int, steps_per_ep
         raise DlcliError(describe_validation_error(error, where="optimizer.discriminator",
                                                    valid=OptimizerConfig.model_fields)) from None
     generator = OptimizerConfig(kind=config.kind, learning_rate=config.learning_rate, **settings)
+    def label(path, _) -> str:
+        name = player(path)
+        if name not in ("generator", "discriminator"):
+            raise DlcliError("optimizer.discriminator applies to a GAN (model.kind = \"gan\"), which has a "
+                             "discriminator to train; this model has none. Remove optimizer.discriminator.")
+        return name
+
     return optax.multi_transform(
         {"generator": build_optimizer(generator, total_steps, steps_per_epoch),
          "discriminator": build_optimizer(own, total_steps, steps_per_epoch)},
-        lambda params: jax.tree_util.tree_map_with_path(lambda path, _: player(path), params))
+        lambda params: jax.tree_util.tree_map_with_path(label, params))

@@ -66,6 +66,9 @@ def read_inputs(pre: Preprocessing, file: Path, *, with_target: bool) -> tuple[n
             raise DlcliError(f"{file}: this run was trained on arrays; give an .npz file with an 'x' array.")
         arrays = read_npz(file)
         y = arrays.get("y")
+        if pre.task in ("reconstruction", "adversarial"):  # the inputs are the targets (or all "real")
+            x = pre.array_features(arrays["x"], str(file))
+            return x, (x if pre.task == "reconstruction" else np.ones(len(x), np.float32)), None
         if with_target and y is None:
             raise DlcliError(f"{file}: no 'y' array of targets to evaluate against.")
         return pre.array_features(arrays["x"], str(file)), (pre.encode_target(y, str(file)) if with_target else None), None

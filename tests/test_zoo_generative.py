@@ -37,6 +37,10 @@ def test_digits_autoencoder_reconstructs_and_plots_its_latent_space(tmp_path):
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads(evaluated.stdout)
     assert report["mse"] == pytest.approx(summary["final"]["mse"], rel=1e-4) and "mae" in report
+    np.savez(tmp_path / "new.npz", x=np.zeros((5, 8, 8, 1), np.float32))  # no y: the inputs are the targets
+    on_file = CliRunner().invoke(app, ["evaluate", str(result.run_dir), "--data", str(tmp_path / "new.npz"), "--json"])
+    assert on_file.exit_code == 0, on_file.output
+    assert json.loads(on_file.stdout)["examples"] == 5
 
 
 def test_vae_saves_samples_decoded_from_noise(tmp_path):
@@ -61,8 +65,14 @@ def test_a_model_that_fixes_the_task_rejects_another(tmp_path):
         load_recipe("digits-autoencoder", ["task=classification"])
 
 
+def test_discriminator_optimizer_on_a_model_without_one_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(app, ["train", "digits-cnn", "--set", "optimizer.discriminator={kind=\"adam\"}",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "applies to a GAN" in result.output
+
+
 def test_gan_step_updates_both_networks_and_reports_both_losses(tmp_path):
-    result = run_recipe("gan-2d", tmp_path, "train.epochs=2", "data.options.samples=2000")
+    result = run_recipe("gan-2d", tmp_path, "train.epochs=2", "data.options.samples=1000")
     record = result.history[-1]
     assert {"discriminator_loss", "generator_loss"} <= set(record)
     assert result.summary["task"] == "adversarial" and result.summary["compilations"]["train_chunk"] == 1

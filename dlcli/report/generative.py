@@ -25,6 +25,12 @@ from dlcli.report.plots import _new_figure, _save_png
 SAMPLES = 1000  # generated examples saved to samples.npz
 GRID = 100  # examples shown in a sample grid
 
+# Compiled once per model structure and shape, not once per epoch.
+generate = jax.jit(lambda model, z: model.generate(z))
+reconstruct = jax.jit(lambda model, x: model(x))
+encode = jax.jit(lambda model, x: model.encode(x))
+decode_noise = jax.jit(lambda model, key: model.sample(key, SAMPLES))
+
 
 def is_image(shape: tuple[int, ...]) -> bool:
     return len(shape) == 3 and shape[-1] in (1, 3) or len(shape) == 2 and min(shape) >= 4
@@ -35,6 +41,8 @@ def image_grid(images: np.ndarray, columns: int = 10, scale: int = 4) -> np.ndar
     images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
+    border = [(0, 0), (1, 1), (1, 1)] + [(0, 0)] * (images.ndim - 3)
+    images = np.pad(images, border, constant_values=0.35)  # a grey frame keeps neighbours apart
     rows = -(-len(images) // columns)
     pad = rows * columns - len(images)
     images = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
@@ -74,7 +82,7 @@ def write_epoch_figures(run_dir: Path, setup, state, epoch: int) -> None:
         return
     gan = eval_model(setup, state)
     z = jax.random.normal(jax.random.key(setup.recipe.seed), (GRID, gan.noise_dim))
-    fakes = displayable(np.asarray(jax.jit(lambda m, z: m.generate(z))(gan, z)), setup)
+    fakes = displayable(np.asarray(generate(gan, z)), setup)
     save_image(image_grid(fakes), run_dir / "plots" / "samples" / f"epoch_{epoch:03d}.png")
 
 
@@ -100,24 +108,23 @@ def reconstruction_figures(folder: Path, setup, model) -> dict[str, Any]:
     written = {}
     if is_image(shape):
         originals = x[:20]
-        rebuilt = np.asarray(task.link(jax.jit(lambda m, x: m(x))(model, originals)))
+        rebuilt = np.asarray(task.link(reconstruct(model, originals)))
         pairs = np.concatenate([originals[:10], rebuilt[:10], originals[10:], rebuilt[10:]])
         written["reconstructions"] = str(save_image(image_grid(displayable(pairs, setup)),
                                                     folder / "reconstructions.png"))
     if model.latent == 2:
-        codes = np.asarray(jax.jit(lambda m, x: m.encode(x))(model, x))
+        codes = np.asarray(encode(model, x))
         written["latent_space"] = str(plot_latent(codes, labels, setup.data.preprocessing.classes,
                                                   folder / "latent_space.png"))
     if isinstance(model, VAE):
-        samples = np.asarray(task.link(jax.jit(lambda m, k: m.sample(k, SAMPLES), static_argnums=())(
-            model, jax.random.key(setup.recipe.seed))))
+        samples = np.asarray(task.link(decode_noise(model, jax.random.key(setup.recipe.seed))))
         written.update(save_samples(folder, setup, displayable(samples, setup)))
     return written
 
 
 def adversarial_figures(folder: Path, setup, gan: GAN) -> dict[str, Any]:
     z = jax.random.normal(jax.random.key(setup.recipe.seed), (SAMPLES, gan.noise_dim))
-    samples = displayable(np.asarray(jax.jit(lambda m, z: m.generate(z))(gan, z)), setup)
+    samples = displayable(np.asarray(generate(gan, z)), setup)
     return save_samples(folder, setup, samples)
 
 
