@@ -79,3 +79,17 @@ def test_lstm_remembers_what_a_plain_rnn_forgets(tmp_path):
     ("gunpoint-gru", "accuracy", 0.85), ("long-memory-lstm", "accuracy", 0.95)])
 def test_bundled_zoo_recipe_reaches_its_stated_result(tmp_path, recipe, metric, threshold):
     assert run_recipe(recipe, tmp_path).summary["final"][metric] >= threshold
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+def test_conv_and_pool_compute_what_xla_convolution_and_reduce_window_do(padding):
+    from flax import nnx
+
+    from dlcli.models.cnn import Conv2D, MaxPool
+
+    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3))
+    conv = Conv2D(3, 4, 3, padding, nnx.Rngs(0))
+    expected = jax.lax.conv_general_dilated(x, conv.kernel[...], (1, 1), padding,
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC")) + conv.bias[...]
+    assert jnp.allclose(conv(x), expected, atol=1e-5)
+    assert jnp.allclose(MaxPool(2)(x), nnx.max_pool(x, (2, 2), strides=(2, 2)))

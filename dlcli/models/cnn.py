@@ -22,15 +22,52 @@ from dlcli.models import MODELS
 from dlcli.models.layers import Activation, Flatten, Sequential
 
 
+class Conv2D(nnx.Module):
+    """A 2-D convolution (cross-correlation, like ``nnx.Conv``: kernel (k, k, C_in, C_out), bias (C_out,)).
+
+    On CPU it is computed as one matrix product over the image's k*k shifted
+    copies (im2col): XLA:CPU runs a convolution inside the scanned epoch about
+    four times slower than the same arithmetic as a matmul (benchmarks/
+    zoo_vs_keras.py). Elsewhere it is XLA's own convolution (cuDNN on GPU).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: str, rngs: nnx.Rngs):
+        self.name = f"{out_channels}@{kernel_size}x{kernel_size} {padding.lower()}"
+        shape = (kernel_size, kernel_size, in_channels, out_channels)
+        self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), shape))
+        self.bias = nnx.Param(jnp.zeros((out_channels,)))
+        self.kernel_size, self.padding = kernel_size, padding
+
+    def __call__(self, x: jax.Array) -> jax.Array:  # (B, H, W, C_in) -> (B, H', W', C_out)
+        kernel, k = self.kernel[...], self.kernel_size
+        if jax.default_backend() != "cpu":
+            out = jax.lax.conv_general_dilated(x, kernel, (1, 1), self.padding,
+                                               dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            return out + self.bias[...]
+        if self.padding == "SAME":
+            x = jnp.pad(x, ((0, 0), ((k - 1) // 2, k // 2), ((k - 1) // 2, k // 2), (0, 0)))
+        height, width = x.shape[1] - k + 1, x.shape[2] - k + 1
+        # (B, H', W', k*k*C_in): every kernel offset's view, in the kernel's (row, column, channel) order
+        patches = jnp.concatenate([x[:, i:i + height, j:j + width, :] for i in range(k) for j in range(k)], axis=-1)
+        return patches @ kernel.reshape(-1, kernel.shape[-1]) + self.bias[...]
+
+
 class MaxPool(nnx.Module):
-    """Max over ``size x size`` windows with stride ``size``: (B, H, W, C) -> (B, H/size, W/size, C)."""
+    """Max over ``size x size`` windows with stride ``size``: (B, H, W, C) -> (B, H/size, W/size, C).
+
+    Written as a reshape and a max (rows and columns that do not fill a window
+    are dropped, as VALID pooling does): its gradient is a cheap mask, where
+    ``reduce_window``'s select-and-scatter is slow on XLA:CPU.
+    """
 
     def __init__(self, size: int):
         self.name = f"{size}x{size}"
         self.size = size
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return nnx.max_pool(x, (self.size, self.size), strides=(self.size, self.size))
+        s, (batch, height, width, channels) = self.size, x.shape
+        x = x[:, :height // s * s, :width // s * s]
+        return x.reshape(batch, height // s, s, width // s, s, channels).max(axis=(2, 4))
 
 
 class AddChannel(nnx.Module):
@@ -53,7 +90,7 @@ def conv_stack(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, blocks: 
     height, width, channels = image_shape(in_shape)
     layers: list[nnx.Module] = [AddChannel()] if len(in_shape) == 2 else []
     for filters, kernel, padding in blocks:
-        layers += [nnx.Conv(channels, filters, (kernel, kernel), padding=padding, rngs=rngs), Activation(activation)]
+        layers += [Conv2D(channels, filters, kernel, padding, rngs), Activation(activation)]
         if padding == "VALID":
             height, width = height - kernel + 1, width - kernel + 1
         if pool_size > 1:
