@@ -88,8 +88,8 @@ def reduce_on_plateau(steps_per_epoch: int, *, factor: float = 0.5, patience: in
     """
     if not 0.0 < factor < 1.0:
         raise DlcliError(f"optimizer.reduce_on_plateau.factor = {factor}: must be between 0 and 1 (exclusive).")
-    if not 0.0 < min_delta <= 1.0 or patience < 0 or cooldown < 0 or min_scale < 0:
-        raise DlcliError("optimizer.reduce_on_plateau: min_delta must be in (0, 1], and patience, cooldown and "
+    if not 0.0 < min_delta <= 1.0 or patience < 1 or cooldown < 0 or min_scale < 0:
+        raise DlcliError("optimizer.reduce_on_plateau: min_delta must be in (0, 1], patience >= 1, and cooldown and "
                          f"min_scale >= 0 (got min_delta={min_delta}, patience={patience}, cooldown={cooldown}, "
                          f"min_scale={min_scale}).")
     return optax.contrib.reduce_on_plateau(factor=factor, patience=patience, rtol=min_delta, cooldown=cooldown,
@@ -98,10 +98,11 @@ def reduce_on_plateau(steps_per_epoch: int, *, factor: float = 0.5, patience: in
 
 def learning_rate_scale(opt_state: Any) -> float:
     """The reduce-on-plateau factor now applied to the learning rate (1.0 without it)."""
-    import optax.tree_utils as otu
+    from optax.contrib import ReduceLROnPlateauState
 
-    scale = otu.tree_get(opt_state, "scale")
-    return 1.0 if scale is None else float(scale)
+    found = [node for node in jax.tree.leaves(opt_state, is_leaf=lambda n: isinstance(n, ReduceLROnPlateauState))
+             if isinstance(node, ReduceLROnPlateauState)]
+    return float(found[0].scale) if found else 1.0
 
 
 def weights_only(params: Any) -> Any:
