@@ -20,7 +20,6 @@ import json
 import re
 import time
 import tomllib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,11 +124,7 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
     setup.data.preprocessing.save(run_dir / "preprocessing.json")
     families = group_families(activations)
     runs = []
-    # Families after the first build and compile in the background while the first trains: XLA compiles
-    # outside Python's lock, so on a multi-core machine their compilation costs little wall time.
-    with ThreadPoolExecutor(max_workers=1) as background, (run_dir / "metrics.jsonl").open("a") as metrics_file:
-        for family in list(families.values())[1:]:
-            family.pending = background.submit(family.prepare, setup, with_activation(recipe, family.specs[0]), seeds)
+    with (run_dir / "metrics.jsonl").open("a") as metrics_file:
         for spec in activations:
             label = activation_label(spec)
 

@@ -5,15 +5,14 @@ parameter shapes. All element-wise activations form one family: their
 hidden layers become :class:`~dlcli.models.choice.ChoiceActivation` layers,
 so the train chunk, the evaluation and the diagnostics compile once for all
 of them. Maxout with k pieces has wider layers and is a family of its own.
-A family other than the first can :meth:`Family.prepare` itself in a
-background thread: build its first activation's models and compile every
-program for them while the main thread trains.
+
+(Compiling later families in a background thread while the first trains
+was tried and measured: on two cores it was 1-2 s slower, not faster.)
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,7 @@ from dlcli.activations import ActivationSpec, get_activation, pieces_per_unit, s
 from dlcli.models.choice import ChoiceActivation, can_share, with_choice
 from dlcli.recipe import Recipe
 from dlcli.train.setup import Setup
-from dlcli.train.vmapped import Stack, build_stack, make_programs, stacked_epoch_indices, train_stack
+from dlcli.train.vmapped import Stack, build_stack, make_programs, train_stack
 
 
 def family_key(spec: ActivationSpec) -> int:
@@ -46,8 +45,6 @@ class Family:
     programs: Any = None  # dlcli.train.vmapped.Programs
     grad_norms: Any = None
     unit_stats: Any = None
-    pending: Future | None = None  # a background prepare() in flight
-    prebuilt: Stack | None = None  # the first activation's stack, built by prepare()
 
     def adapt(self, spec: ActivationSpec):
         """The model change that lets ``spec`` share this family's programs (none for a family of one)."""
@@ -71,33 +68,10 @@ class Family:
 
     def stack_for(self, setup: Setup, recipe: Recipe, seeds: list[int], spec: ActivationSpec) -> Stack:
         """The stacked models of ``spec``, with this family's programs ready for them."""
-        if self.pending is not None:
-            self.pending.result()  # re-raises what went wrong in the background
-            self.pending = None
-        if self.prebuilt is not None and spec == self.specs[0]:
-            stack, self.prebuilt = self.prebuilt, None
-        else:
-            stack = build_stack(setup, seeds, recipe, adapt=self.adapt(spec))
+        stack = build_stack(setup, seeds, recipe, adapt=self.adapt(spec))
         if self.programs is None or not self.shares(stack.built):
             self.make(setup, stack.built)
         return stack
-
-    def prepare(self, setup: Setup, recipe: Recipe, seeds: list[int]) -> None:
-        """Build the first activation's models and compile every program for them (ahead of time)."""
-        stack = build_stack(setup, seeds, recipe, adapt=self.adapt(self.specs[0]))
-        self.make(setup, stack.built)
-        probe, x_units, x_val = probes(setup)
-        state = stack.state
-        x_train, y_train = setup.data.splits["train"]
-        idx, weight = stacked_epoch_indices(len(x_train), setup.plan, seeds, 1)
-        self.programs.run_chunk.lower(state, jax.device_put(x_train), jax.device_put(y_train), idx[0],
-                                      weight[0]).compile()
-        self.grad_norms(state.params, state.rest, *probe)  # evaluation functions do not donate: just run them
-        if self.unit_stats is not None:
-            self.unit_stats(state.params, state.rest, x_units)
-        if x_val is not None:
-            self.programs.predict(state.params, state.rest, x_val)
-        self.prebuilt = stack
 
 
 def probes(setup: Setup) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, Any]:
@@ -119,9 +93,9 @@ def run_activation(setup: Setup, recipe: Recipe, seeds: list[int], label: str, r
     built = stack.built
     probe, x_units, _ = probes(setup)
 
-    def measure(state) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        norms = np.asarray(family.grad_norms(state.params, state.rest, *probe))  # (M, layers)
-        shares = family.unit_stats(state.params, state.rest, x_units) if family.unit_stats else {}
+    def measure(params, rest) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        norms = np.asarray(family.grad_norms(params, rest, *probe))  # (M, layers)
+        shares = family.unit_stats(params, rest, x_units) if family.unit_stats else {}
         units = [diagnostics.unit_summary({k: np.asarray(v[m]) for k, v in shares.items()}, name)
                  for m in range(len(seeds))]
         return norms, units
@@ -129,10 +103,10 @@ def run_activation(setup: Setup, recipe: Recipe, seeds: list[int], label: str, r
     def grad_records(state) -> list[dict[str, Any]]:
         return [{"grad_norms": row.tolist()} for row in np.asarray(family.grad_norms(state.params, state.rest, *probe))]
 
-    init_norms, init_units = measure(stack.state)
+    init_norms, init_units = measure(stack.state.params, stack.state.rest)
     result = train_stack(setup, stack, reporter, f"{label} x{len(seeds)} seeds", family.programs, on_record=write,
                          after_epoch=grad_records)
-    final_norms, final_units = measure(result.last)
+    final_norms, final_units = measure(result.last.params, result.last.rest)
     members = []
     for m, member in enumerate(result.members):
         members.append({

@@ -106,9 +106,12 @@ def test_activation_list_reads_names_and_settings():
     (["--activations", "maxout(pieces=0)"], "at least 1 linear piece"),
     (["--activations", "relu,relu"], "more than once"),
     (["--seeds", "0"], "at least 1 seed"),
-    (["--set", "model.kind=perceptron"], "no hidden activation to compare"),
+    (["PERCEPTRON"], "model.kind = 'perceptron' has no hidden activation to compare"),
 ])
 def test_user_mistakes_exit_2_with_the_fix(args, message, tmp_path):
+    perceptron = tmp_path / "perceptron.toml"
+    perceptron.write_text('name = "p"\n[data]\nsource = "xor"\n[model]\nkind = "perceptron"\n')
+    args = [str(perceptron) if a == "PERCEPTRON" else a for a in args]
     result = runner.invoke(app, ["compare-activations", *args, "--out", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert __import__("re").search(message, " ".join(result.output.split()))

@@ -27,9 +27,8 @@ import numpy as np
 from dlcli.assemble import Assembled, assemble
 from dlcli.errors import DlcliError
 from dlcli.evaluate import epoch_metrics, outputs_report
-from dlcli.optim import learning_rate_scale
 from dlcli.recipe import Recipe
-from dlcli.train.batches import Plan, epoch_indices, eval_indices
+from dlcli.train.batches import Plan, epoch_indices, eval_indices, make_plan
 from dlcli.train.early_stopping import EarlyStopping
 from dlcli.train.setup import Setup, make_stopping
 from dlcli.train.step import TrainState, make_chunk_fn, make_predict_fn, make_train_step
@@ -142,9 +141,13 @@ def train_stack(setup: Setup, stack: Stack, reporter, label: str, programs: Prog
       on_record: receives (member index, epoch record) as each epoch ends.
       after_epoch: extra per-member fields for the epoch records (e.g. gradient norms).
     """
-    recipe, data, plan, wanted = setup.recipe, setup.data, setup.plan, setup.wanted
+    recipe, data, wanted = setup.recipe, setup.data, setup.wanted
     built, state, seeds = stack.built, stack.state, stack.seeds
     x_train, y_train = data.splits["train"]
+    # One chunk per epoch: progress shows per epoch anyway, and cutting an epoch into chunks pads it with
+    # all-padding steps (13 steps -> 4 chunks of 4). Those leave the state as it was, so results do not
+    # change -- except with augmentation, where every step draws a key: then keep the recipe's chunks.
+    plan = make_plan(len(x_train), recipe.train.batch_size, 1) if setup.augment is None else setup.plan
     members = [Member(seed, make_stopping(recipe, "val" in data.splits, wanted)) for seed in seeds]
     programs = programs or make_programs(setup, built)
     run_chunk, predict = programs.run_chunk, programs.predict
@@ -173,6 +176,7 @@ def train_stack(setup: Setup, stack: Stack, reporter, label: str, programs: Prog
             logits = predict(state.params, state.rest, x_val) if x_val is not None else None
             extra = after_epoch(state) if after_epoch else [{} for _ in members]
             improved = np.zeros(len(members), bool)
+            steps, scales = np.asarray(state.step), plateau_scales(state.opt_state, len(members))
             for m in live:
                 record = {"epoch": epoch, "loss": float(sums[0][m] / sums[1][m])}
                 if "correct" in chunk_sums:
@@ -181,7 +185,7 @@ def train_stack(setup: Setup, stack: Stack, reporter, label: str, programs: Prog
                     report = outputs_report(built.task, built.loss_fn, logits[m], data.splits["val"][1],
                                             data.preprocessing.classes)
                     record.update(epoch_metrics(report, wanted, "val_"))
-                rate = float(setup.schedule(int(state.step[m]) - 1)) * learning_rate_scale(member_tree(state.opt_state, m))
+                rate = float(setup.schedule(int(steps[m]) - 1)) * float(scales[m])
                 record.update(learning_rate=rate, time_s=seconds,
                               samples_per_s=len(x_train) / seconds, **extra[m])
                 members[m].history.append(record)
@@ -199,6 +203,14 @@ def train_stack(setup: Setup, stack: Stack, reporter, label: str, programs: Prog
     for member in members:
         member.ended = "completed" if member.ended == "running" else member.ended
     return StackResult(members, state, best, train_seconds, run_chunk._cache_size())
+
+
+def plateau_scales(opt_state: Any, members: int) -> np.ndarray:
+    """Each member's reduce-on-plateau learning-rate factor (ones without it), as ``learning_rate_scale`` reads it."""
+    import optax.tree_utils as otu
+
+    scale = otu.tree_get(opt_state, "scale")
+    return np.ones(members) if scale is None else np.asarray(scale).reshape(members)
 
 
 @jax.jit
