@@ -115,7 +115,10 @@ def build_schedule(config: OptimizerConfig, total_steps: int) -> optax.Schedule:
     if not isinstance(spec, dict):
         spec = {"kind": spec}
     spec = dict(spec)
-    return SCHEDULES.build(spec.pop("kind", ""), spec, config.learning_rate, total_steps, where="optimizer.schedule")
+    try:
+        return SCHEDULES.build(spec.pop("kind", ""), spec, config.learning_rate, total_steps, where="optimizer.schedule")
+    except ValueError as error:  # optax's own range checks, e.g. decay_steps <= 0
+        raise DlcliError(f"optimizer.schedule: {error}") from None
 
 
 def build_optimizer(config: OptimizerConfig, total_steps: int, steps_per_epoch: int = 1) -> optax.GradientTransformation:
@@ -138,8 +141,9 @@ def build_optimizer(config: OptimizerConfig, total_steps: int, steps_per_epoch: 
     settings.pop("schedule", None)
     decay = 0.0 if "weight_decay" in own else settings.pop("weight_decay", 0.0)
     for key, value in (("clip_global_norm", clip), ("weight_decay", decay)):
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
-            raise DlcliError(f"optimizer.{key} = {value!r}: must be a number >= 0.")
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0
+                                  or value == float("inf")):
+            raise DlcliError(f"optimizer.{key} = {value!r}: must be a finite number >= 0.")
     learning_rate = build_schedule(config, total_steps)
     optimizer = OPTIMIZERS.build(config.kind, settings, learning_rate, where="[optimizer]")
     return optax.chain(

@@ -25,13 +25,13 @@ from dlcli.registry import describe_validation_error
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # nan/inf are never settings
 
 
 class Component(BaseModel):
     """A section chosen by ``kind``; its other keys belong to that registry entry."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     kind: str
 
     def settings(self) -> dict[str, Any]:
@@ -42,7 +42,7 @@ class DataConfig(Section):
     source: str = Field(description="a bundled data set name, or csv | parquet | npz")
     path: str | None = None
     target: str | None = None
-    features: list[str] | None = None
+    features: list[str] | None = Field(None, min_length=1)
     column_names: list[str] | None = None
     validation_split: float = Field(0.2, ge=0.0, lt=1.0)
     test_split: float = Field(0.0, ge=0.0, lt=1.0)
@@ -66,7 +66,7 @@ class EarlyStoppingConfig(Section):
 
 
 class TrainConfig(Section):
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(10, ge=1, le=1_000_000)
     batch_size: int | Literal["full"] = 32
     chunks_per_epoch: int = Field(4, ge=1)
     early_stopping: EarlyStoppingConfig | None = None
@@ -93,9 +93,10 @@ class OptimizerConfig(Component):
 
 
 class Recipe(Section):
-    name: str
+    # The name becomes a folder under --out: no separators, nothing that climbs out of it.
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
     description: str = ""
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)  # numpy and jax seeds are unsigned 32-bit
     task: Literal["classification", "regression", "reconstruction", "adversarial"] | None = None
     data: DataConfig
     model: Component

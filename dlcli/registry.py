@@ -67,7 +67,7 @@ class Registry:
                     continue
                 default = ... if param.default is inspect.Parameter.empty else param.default
                 fields[param.name] = (hints.get(param.name, Any), default)
-            config = pydantic.ConfigDict(extra="forbid", frozen=True, strict=False)
+            config = pydantic.ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
             self._schemas[name] = pydantic.create_model(f"{self.what}:{name}", __config__=config, **fields)
         return self._schemas[name]
 

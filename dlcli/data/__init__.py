@@ -52,7 +52,11 @@ def load_raw(config: DataConfig, seed: int, resolve: Callable[[str], Path], path
             raise DlcliError(f"data.path = '{config.path}' is set but data.source = '{config.source}' is a bundled "
                              "data set, so the path would be ignored. Remove data.path, or set data.source to "
                              "csv, parquet or npz.")
-        return DATASETS.build(config.source, config.options, seed, where="data.options")
+        try:
+            return DATASETS.build(config.source, config.options, seed, where="data.options")
+        except ValueError as error:  # the generator's own range checks (scikit-learn's, numpy's)
+            raise DlcliError(f"data.options for '{config.source}': {error}. Check the values in [data.options] "
+                             f"(dlcli recipes shows examples).") from None
     if config.options:
         raise DlcliError(f"data.options only applies to bundled data sets; data.source = '{config.source}' reads "
                          f"a file. Remove [data.options].")
@@ -124,6 +128,9 @@ def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw
     require_columns("data", table.column_names, [target])
     features = config.features or [c for c in table.column_names if c != target and c != "name"]
     require_columns("data", table.column_names, features)
+    if target in features:
+        raise DlcliError(f"data.features includes the target column '{target}': the model would be given the answer. "
+                         "Remove it from data.features.")
     for key in ("one_hot", "offsets", "scales"):
         unknown = [c for c in getattr(config, key) if c not in features]
         if unknown:
@@ -185,6 +192,25 @@ def _handle_missing(table: pa.Table, features: list[str], target: str, policy: s
     return table.filter(pa.array(~drop))
 
 
+def check_arrays(x: np.ndarray, y: np.ndarray) -> None:
+    """x is (N, ...) numbers with at least one value per example; y is N finite numbers or labels."""
+    x, y = np.asarray(x), np.asarray(y)
+    for name, array in (("x", x), ("y", y)):
+        if array.ndim == 0:
+            raise DlcliError(f"data: the NPZ array '{name}' is a single value; it must hold one entry per example, "
+                             f"shape (N, ...).")
+        if array.dtype.kind not in "biuf" and not (name == "y" and array.dtype.kind in "US"):
+            raise DlcliError(f"data: the NPZ array '{name}' holds {array.dtype} values; it must hold real numbers"
+                             f"{' (or text labels)' if name == 'y' else ''}.")
+    if len(x) != len(y):
+        raise DlcliError(f"data: x has {len(x)} examples but y has {len(y)}. They must match.")
+    if x.ndim > 1 and np.prod(x.shape[1:]) == 0:
+        raise DlcliError(f"data: x has shape {list(x.shape)}: no input values per example.")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise DlcliError(f"data: y has {int((~np.isfinite(y)).sum())} NaN or infinite targets (first at row "
+                         f"{int(np.flatnonzero(~np.isfinite(y))[0])}). Clean them.")
+
+
 def _prepare_arrays(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw], task: str | None) -> Prepared:
     for key in ("features", "one_hot", "offsets", "scales", "column_names"):
         if getattr(config, key):
@@ -192,8 +218,7 @@ def _prepare_arrays(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Ra
                              f"images). Remove data.{key}.")
     if raw.y is None:
         raise DlcliError("data: the NPZ file has no 'y' array of targets. Save it with np.savez(path, x=..., y=...).")
-    if len(raw.x) != len(raw.y):
-        raise DlcliError(f"data: x has {len(raw.x)} examples but y has {len(raw.y)}. They must match.")
+    check_arrays(raw.x, raw.y)
     indices = split_indices(len(raw.x), seed, _fractions(config, extra))
     parts = {name: (raw.x[idx], raw.y[idx]) for name, idx in indices.items()}
     parts.update({name: (r.x, r.y) for name, r in extra.items()})

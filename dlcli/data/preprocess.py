@@ -84,6 +84,8 @@ class Preprocessing:
         return self.standardize(np.concatenate(blocks, axis=1))
 
     def array_features(self, x: np.ndarray, where: str) -> np.ndarray:
+        if np.asarray(x).dtype.kind not in "biuf":
+            raise DlcliError(f"{where}: inputs hold {np.asarray(x).dtype} values; they must be real numbers.")
         x = np.asarray(x, np.float32)
         if list(x.shape[1:]) != self.input_shape:
             raise DlcliError(f"{where}: inputs have shape {list(x.shape[1:])} per example; the model expects "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -65,12 +66,18 @@ def read_table(path: Path, fmt: str, *, column_names: list[str] | None = None, c
         table = _read_csv(path, column_names, columns, limit) if fmt == "csv" else _read_parquet(path, column_names, columns, limit)
     except DlcliError:
         raise
+    except UnicodeDecodeError as error:
+        raise DlcliError(f"{path}: not UTF-8 text (byte {error.start} is invalid). Save the file as UTF-8 CSV.") from None
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as error:
         raise DlcliError(f"{path}: cannot read it as {fmt.upper()}: {error}. Is the file complete and of that format?") from None
     if limit is not None:
         table = table.slice(0, limit)
     if table.num_rows == 0:
         raise DlcliError(f"{path}: the file has no rows of data.")
+    undecodable = [f.name for f in table.schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if fmt == "csv" and undecodable:  # pyarrow keeps invalid UTF-8 as bytes rather than failing
+        raise DlcliError(f"{path}: column(s) {', '.join(map(repr, undecodable))} hold bytes that are not UTF-8 text. "
+                         "Save the file as UTF-8.")
     return table
 
 
@@ -167,7 +174,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     except ValueError as error:
         raise DlcliError(f"{path}: cannot read it as NPZ without pickle ({error}). Save plain numeric arrays "
                          "with np.savez(path, x=..., y=...).") from None
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise DlcliError(f"{path}: not a readable NPZ file ({error}).") from None
     if "x" not in arrays:
         raise DlcliError(f"{path}: no array named 'x' (found: {choices_text(arrays) or 'none'}). "

@@ -7,6 +7,7 @@ import math
 from flax import nnx
 
 from dlcli.activations import ActivationSpec, pieces_per_unit
+from dlcli.errors import DlcliError
 from dlcli.models import MODELS
 from dlcli.models.layers import Activation, Flatten, Sequential
 
@@ -29,6 +30,10 @@ def mlp(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: list
       dropout: drop probability after each hidden activation (training only).
       batch_norm: normalise each hidden layer's pre-activations over the batch.
     """
+    if any(size < 1 for size in hidden):
+        raise DlcliError(f"[model] hidden = {hidden}: every layer needs at least 1 unit.")
+    if not 0.0 <= dropout < 1.0:
+        raise DlcliError(f"[model] dropout = {dropout}: a drop probability, from 0 (off) up to, not including, 1.")
     layers: list[nnx.Module] = [Flatten()]
     width = math.prod(in_shape)
     pieces = pieces_per_unit(activation)  # maxout: k pre-activations per unit, reduced by the max
