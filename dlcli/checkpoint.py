@@ -8,12 +8,14 @@ at any moment leaves the last good checkpoint readable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -55,6 +57,38 @@ def create_run_dir(out: Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise DlcliError(f"Cannot create a new run directory under '{parent}'.")
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/.lock`` while training writes there, so a second ``--resume`` cannot interleave.
+
+    A lock left by a process that no longer exists (killed with SIGKILL) is taken over.
+    """
+    lock = run_dir / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text() or "0")
+                os.kill(owner, 0)
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale
+                continue
+            except PermissionError:
+                pass
+            raise DlcliError(f"'{run_dir}' is being trained by process {owner} right now. Wait for it to finish or "
+                             "stop it (Ctrl-C saves a checkpoint) before resuming.") from None
+    else:
+        raise DlcliError(f"Cannot lock '{run_dir}' for training; remove '{lock}' if no dlcli process uses it.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def write_json(path: Path, data: Any) -> None:

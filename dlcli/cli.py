@@ -40,7 +40,7 @@ def user_errors(command):
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(code=error.exit_code) from None  # 2; 130/143 for an interrupted training
         except KeyboardInterrupt:
-            typer.echo("interrupted (nothing was being trained, so nothing needs saving).", err=True)
+            typer.echo("interrupted (outside the training loop, where Ctrl-C saves a checkpoint first).", err=True)
             raise typer.Exit(code=130) from None
 
     return wrapper

@@ -138,3 +138,17 @@ def test_a_real_signal_checkpoints_and_exits(tmp_path: Path, signum: int, code: 
     # The saved state is loadable and is what evaluate would use.
     assert all(np.isfinite(leaf).all() for leaf in leaves(run_dir, "best"))
     assert (run_dir / "checkpoints" / "last" / "meta.json").is_file()
+
+
+def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path: Path):
+    from dlcli.checkpoint import run_lock
+    from dlcli.errors import DlcliError
+
+    with run_lock(tmp_path):
+        with pytest.raises(DlcliError, match="is being trained by process"):
+            with run_lock(tmp_path):
+                pass
+    assert not (tmp_path / ".lock").exists()
+    (tmp_path / ".lock").write_text("999999999")  # left by a process killed with SIGKILL
+    with run_lock(tmp_path):
+        assert (tmp_path / ".lock").read_text() == str(os.getpid())

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from dlcli.assemble import Predictor
-from dlcli.checkpoint import create_run_dir, ensure_writable, write_json, write_text
+from dlcli.checkpoint import create_run_dir, ensure_writable, run_lock, write_json, write_text
 from dlcli.data import Prepared
 from dlcli.data.preprocess import Preprocessing
 from dlcli.errors import DlcliError
@@ -79,7 +79,8 @@ def train(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
     resolved = recipe.model_copy(update={"task": setup.built.task.kind, "data": recipe.data.model_copy(update=paths)})
     write_text(run_dir / "recipe.toml", f"# resolved from {loaded.source}\n" + to_toml(resolved))
     setup.data.preprocessing.save(run_dir / "preprocessing.json")
-    return fit(setup, run_dir, reporter, state, copy_tree(state), Progress())
+    with run_lock(run_dir):
+        return fit(setup, run_dir, reporter, state, copy_tree(state), Progress())
 
 
 def resume(run_dir: Path, reporter) -> RunResult:
@@ -95,9 +96,10 @@ def resume(run_dir: Path, reporter) -> RunResult:
         raise DlcliError(f"Cannot resume '{run_dir}': its data no longer gives the same training split and "
                          "preprocessing (the data file changed since the run started). Start a new run.")
     ensure_writable(run_dir, 0, "the resumed run")
-    state, best, progress = load_resumable(run_dir / "checkpoints", setup.initial_state())
-    reporter.note(f"resuming {run_dir} at {progress.position}")
-    return fit(setup, run_dir, reporter, state, best, progress)
+    with run_lock(run_dir):
+        state, best, progress = load_resumable(run_dir / "checkpoints", setup.initial_state())
+        reporter.note(f"resuming {run_dir} at {progress.position}")
+        return fit(setup, run_dir, reporter, state, best, progress)
 
 
 def check_resumable(run_dir: Path) -> None:
