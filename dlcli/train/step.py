@@ -1,7 +1,7 @@
 """The compiled hot loop: a pure train step, scanned over a chunk of batches.
 
 The model lives in split form (graph definition + state pytrees). A chunk
-is ``lax.scan`` over ``(S, B)`` index arrays that gather each batch from
+is ``lax.scan`` over the batches that ``(S, B)`` index arrays gather from
 data already on the device, so the host is touched once per chunk. A weight
 ``w`` per example masks the padding of a partial last batch; a step whose
 batch is all padding leaves the state untouched.
@@ -9,6 +9,7 @@ batch is all padding leaves the state untouched.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -20,6 +21,11 @@ from flax import nnx
 from dlcli.tasks import Task
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+# A chunk's batches are gathered in one go when that copy fits in this many
+# bytes, and step by step inside the loop otherwise (many stacked members of a
+# large data set), so that the copy never rivals the data set itself.
+MAX_GATHERED_BYTES = 256 << 20
 
 
 class TrainState(NamedTuple):
@@ -88,21 +94,27 @@ def make_chunk_fn(step: Callable) -> Callable:
     """
 
     def run_chunk(state: TrainState, x_all: jax.Array, y_all: jax.Array, idx: jax.Array, w: jax.Array):
-        # One gather for the whole chunk, then contiguous slices per step: a small
-        # gather from the full data set inside the loop is split across threads
-        # by XLA:CPU and cost more than the step's own arithmetic (HIGGS MLP,
-        # benchmarks/higgs_vs_keras.py). The copy is one chunk of the data.
-        xs, ys = x_all[idx], y_all[idx]  # (S, B, ...)
+        if idx.size * (row_bytes(x_all) + row_bytes(y_all)) <= MAX_GATHERED_BYTES:
+            # One gather for the whole chunk, then contiguous slices per step: a small
+            # gather from the full data set inside the loop is split across threads
+            # by XLA:CPU and cost more than the step's own arithmetic (HIGGS MLP,
+            # benchmarks/higgs_vs_keras.py).
+            batches = (x_all[idx], y_all[idx], w)  # (S, B, ...), (S, B, ...), (S, B)
+            take = lambda batch: batch  # noqa: E731
+        else:
+            batches = (idx, w)
+            take = lambda batch: (x_all[batch[0]], y_all[batch[0]], batch[1])  # noqa: E731
 
         def body(carry, batch):
             state, sums = carry
-            x, y, wi = batch  # (B, ...), (B, ...), (B,)
+            x, y, wi = take(batch)  # (B, ...), (B, ...), (B,)
             state, batch_sums = step(state, x, y, wi)
             batch_loss = batch_sums["loss"] / jnp.maximum(batch_sums["count"], 1.0)
             return (state, jax.tree.map(jnp.add, sums, batch_sums)), batch_loss
 
-        zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: step(state, xs[0], ys[0], w[0])[1]))
-        (state, sums), step_losses = jax.lax.scan(body, (state, zeros), (xs, ys, w))  # step_losses: (S,)
+        first = lambda: take(jax.tree.map(lambda a: a[0], batches))  # noqa: E731
+        zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: step(state, *first())[1]))
+        (state, sums), step_losses = jax.lax.scan(body, (state, zeros), batches)  # step_losses: (S,)
         bad = ~jnp.isfinite(step_losses)
         first_bad = jnp.where(bad.any(), jnp.argmax(bad), -1)
         previous = step_losses[jnp.maximum(first_bad - 1, 0)]
@@ -111,6 +123,11 @@ def make_chunk_fn(step: Callable) -> Callable:
         return state, sums
 
     return jax.jit(run_chunk, donate_argnums=0)
+
+
+def row_bytes(array: jax.Array) -> int:
+    """Bytes of one example (one row along the first axis)."""
+    return math.prod(array.shape[1:]) * array.dtype.itemsize
 
 
 def make_predict_fn(graphdef: nnx.GraphDef) -> Callable:
