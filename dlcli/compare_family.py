@@ -43,8 +43,7 @@ def group_families(activations: list[ActivationSpec]) -> dict[int, Family]:
 class Family:
     specs: list[ActivationSpec]
     programs: Any = None  # dlcli.train.vmapped.Programs
-    grad_norms: Any = None
-    unit_stats: Any = None
+    diagnose: Any = None  # dlcli.diagnostics.make_diagnose
 
     def adapt(self, spec: ActivationSpec):
         """The model change that lets ``spec`` share this family's programs (none for a family of one)."""
@@ -62,9 +61,8 @@ class Family:
 
     def make(self, setup: Setup, built) -> None:
         self.programs = make_programs(setup, built)
-        self.grad_norms = diagnostics.make_grad_norms(built.eval_graph, built.loss_fn)
-        has_units = diagnostics.has_hidden_layers(built.model)
-        self.unit_stats = diagnostics.make_unit_stats(built.eval_graph) if has_units else None
+        self.diagnose = diagnostics.make_diagnose(built.eval_graph, built.loss_fn,
+                                                  diagnostics.has_hidden_layers(built.model))
 
     def stack_for(self, setup: Setup, recipe: Recipe, seeds: list[int], spec: ActivationSpec) -> Stack:
         """The stacked models of ``spec``, with this family's programs ready for them."""
@@ -94,14 +92,13 @@ def run_activation(setup: Setup, recipe: Recipe, seeds: list[int], label: str, r
     probe, x_units, _ = probes(setup)
 
     def measure(params, rest) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        norms = np.asarray(family.grad_norms(params, rest, *probe))  # (M, layers)
-        shares = family.unit_stats(params, rest, x_units) if family.unit_stats else {}
-        units = [diagnostics.unit_summary({k: np.asarray(v[m]) for k, v in shares.items()}, name)
-                 for m in range(len(seeds))]
+        shares = jax.device_get(family.diagnose(params, rest, *probe, x_units))
+        norms = shares.pop("grad_norms")  # (M, weight matrices)
+        units = [diagnostics.unit_summary({k: v[m] for k, v in shares.items()}, name) for m in range(len(seeds))]
         return norms, units
 
     def grad_records(state) -> list[dict[str, Any]]:
-        return [{"grad_norms": row.tolist()} for row in np.asarray(family.grad_norms(state.params, state.rest, *probe))]
+        return [{"grad_norms": row.tolist()} for row in measure(state.params, state.rest)[0]]
 
     init_norms, init_units = measure(stack.state.params, stack.state.rest)
     result = train_stack(setup, stack, reporter, f"{label} x{len(seeds)} seeds", family.programs, on_record=write,

@@ -40,22 +40,28 @@ SATURATION = {"sigmoid": 4.0, "tanh": 2.0}
 RELU_LIKE = {"relu", "leaky_relu", "elu", "gelu", "silu", "softplus"}
 
 
-def make_grad_norms(graphdef: nnx.GraphDef, loss_fn) -> Callable[[Any, Any, jax.Array, jax.Array], jax.Array]:
-    """``norms(params, rest, x, y) -> (M, L)``: each member's gradient norm per weight matrix, input side first.
+def make_diagnose(graphdef: nnx.GraphDef, loss_fn, with_units: bool) -> Callable[..., dict[str, jax.Array]]:
+    """``diagnose(params, rest, x, y, x_units) -> {"grad_norms": (M, L), "dead", "active", "saturated": (M, H)}``.
 
+    One compiled program for both measurements: each member's gradient norm per
+    weight matrix (input side first) on the probe batch ``(x, y)``, and, with
+    ``with_units``, the unit shares of its H hidden layers on ``x_units``.
     ``graphdef`` should be the evaluation graph, so that dropout does not make
     the measurement random.
     """
 
-    def norms(params, rest, x, y):
+    def diagnose(params, rest, x, y, x_units):
         def loss(p):
             return loss_fn(nnx.merge(graphdef, p, rest)(x), y).mean()
 
         grads = jax.grad(loss)(params)
         # Leaves come in layer order (nnx keys layers by index); weight matrices have ndim > 1.
-        return jnp.stack([jnp.linalg.norm(g) for g in jax.tree.leaves(grads) if g.ndim > 1])
+        out = {"grad_norms": jnp.stack([jnp.linalg.norm(g) for g in jax.tree.leaves(grads) if g.ndim > 1])}
+        if with_units:
+            out.update(unit_shares(nnx.merge(graphdef, params, rest), x_units))
+        return out
 
-    return jax.jit(jax.vmap(norms, in_axes=(0, 0, None, None)))
+    return jax.jit(jax.vmap(diagnose, in_axes=(0, 0, None, None, None)))
 
 
 def has_hidden_layers(model: nnx.Module) -> bool:
@@ -71,26 +77,21 @@ def saturation_threshold(layer: nnx.Module) -> jax.Array:
     return jnp.asarray(SATURATION.get(layer.name, jnp.inf))
 
 
-def make_unit_stats(graphdef: nnx.GraphDef) -> Callable[[Any, Any, jax.Array], dict[str, jax.Array]]:
-    """``stats(params, rest, x) -> {"dead", "active", "saturated"}``, each (M, hidden layers) shares."""
-
-    def stats(params, rest, x):
-        model = nnx.merge(graphdef, params, rest)
-        dead, active, saturated = [], [], []
-        for layer in model.layers:
-            if isinstance(layer, (Activation, ChoiceActivation)):
-                z = x.reshape(x.shape[0], -1)  # (N, units) pre-activations
-                dead.append(jnp.mean(jnp.all(z <= 0, axis=0)))
-                active.append(jnp.mean(z > 0))
-                saturated.append(jnp.mean(jnp.abs(z) > saturation_threshold(layer)))
-            x = layer(x)
-        return {"dead": jnp.stack(dead), "active": jnp.stack(active), "saturated": jnp.stack(saturated)}
-
-    return jax.jit(jax.vmap(stats, in_axes=(0, 0, None)))
+def unit_shares(model: Sequential, x: jax.Array) -> dict[str, jax.Array]:
+    """Dead, active and saturated shares of each hidden layer's pre-activations on ``x`` (one model)."""
+    dead, active, saturated = [], [], []
+    for layer in model.layers:
+        if isinstance(layer, (Activation, ChoiceActivation)):
+            z = x.reshape(x.shape[0], -1)  # (N, units) pre-activations
+            dead.append(jnp.mean(jnp.all(z <= 0, axis=0)))
+            active.append(jnp.mean(z > 0))
+            saturated.append(jnp.mean(jnp.abs(z) > saturation_threshold(layer)))
+        x = layer(x)
+    return {"dead": jnp.stack(dead), "active": jnp.stack(active), "saturated": jnp.stack(saturated)}
 
 
 def unit_summary(shares: dict[str, np.ndarray], activation: str) -> dict[str, Any]:
-    """Per-member headline numbers from :func:`make_unit_stats` output (means over hidden layers).
+    """One member's headline numbers from :func:`unit_shares` (means over hidden layers).
 
     Maxout units are not thresholded (each is the max of several pieces, so no
     single pre-activation decides it): their shares are None.

@@ -54,14 +54,20 @@ class Member:
 @dataclass
 class StackResult:
     members: list[Member]
-    last: TrainState  # stacked
-    best: TrainState  # stacked: each member's best epoch
+    last: TrainState  # stacked; each member's best epoch is in its stopping.best_epoch
     train_seconds: float
     compilations: int
 
 
 def stack_trees(trees: list[Any]) -> Any:
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+    """Leaves stacked on a new leading axis; on the host, so that no shape needs a compiled stack."""
+
+    def stack(*leaves):
+        if jax.dtypes.issubdtype(leaves[0].dtype, jax.dtypes.prng_key):
+            return jnp.stack(leaves)  # key arrays have no numpy form
+        return jax.device_put(np.stack([np.asarray(leaf) for leaf in leaves]))
+
+    return jax.tree.map(stack, *trees)
 
 
 def member_tree(tree: Any, m: int) -> Any:
@@ -153,7 +159,6 @@ def train_stack(setup: Setup, stack: Stack, reporter, label: str, programs: Prog
     run_chunk, predict = programs.run_chunk, programs.predict
     x_all, y_all = jax.device_put(x_train), jax.device_put(y_train)
     x_val = jax.device_put(data.splits["val"][0]) if "val" in data.splits else None
-    best = jax.tree.map(jnp.copy, state)
     train_seconds = 0.0
     reporter.start(label, recipe.train.epochs, plan.steps, len(x_train), f"{len(seeds)} seeds in one program")
     try:
@@ -175,7 +180,6 @@ def train_stack(setup: Setup, stack: Stack, reporter, label: str, programs: Prog
             live = [m for m, member in enumerate(members) if member.ended == "running"]
             logits = predict(state.params, state.rest, x_val) if x_val is not None else None
             extra = after_epoch(state) if after_epoch else [{} for _ in members]
-            improved = np.zeros(len(members), bool)
             steps, scales = np.asarray(state.step), plateau_scales(state.opt_state, len(members))
             for m in live:
                 record = {"epoch": epoch, "loss": float(sums[0][m] / sums[1][m])}
@@ -190,19 +194,18 @@ def train_stack(setup: Setup, stack: Stack, reporter, label: str, programs: Prog
                               samples_per_s=len(x_train) / seconds, **extra[m])
                 members[m].history.append(record)
                 on_record(m, record)
-                improved[m], stop = members[m].stopping.update(epoch, record.get(members[m].stopping.monitor, math.nan))
+                _, stop = members[m].stopping.update(epoch, record.get(members[m].stopping.monitor, math.nan))
                 if stop:
                     members[m].ended = "early_stopped"
             if live:
                 reporter.epoch(mean_record([members[m].history[-1] for m in live]))
-            best = select_members(jnp.asarray(improved), state, best)
             if all(member.ended != "running" for member in members):
                 break
     finally:
         reporter.close()
     for member in members:
         member.ended = "completed" if member.ended == "running" else member.ended
-    return StackResult(members, state, best, train_seconds, run_chunk._cache_size())
+    return StackResult(members, state, train_seconds, run_chunk._cache_size())
 
 
 def plateau_scales(opt_state: Any, members: int) -> np.ndarray:
@@ -211,12 +214,6 @@ def plateau_scales(opt_state: Any, members: int) -> np.ndarray:
 
     scale = otu.tree_get(opt_state, "scale")
     return np.ones(members) if scale is None else np.asarray(scale).reshape(members)
-
-
-@jax.jit
-def select_members(mask: jax.Array, new: Any, old: Any) -> Any:
-    """Member m's leaves from ``new`` where ``mask[m]``, else from ``old``."""
-    return jax.tree.map(lambda a, b: jnp.where(mask.reshape(-1, *(1,) * (a.ndim - 1)), a, b), new, old)
 
 
 def mean_record(records: list[dict[str, Any]]) -> dict[str, Any]:
