@@ -231,6 +231,9 @@ def load_recipe(ref: str, overrides: list[str] = (), seed: int | None = None) ->
         raw["seed"] = seed
         origins["seed"] = "--seed"
     recipe = validate_recipe(raw, label)
+    from dlcli.resolve import check_components  # imports the registries (and jax): not at CLI import time
+
+    check_components(recipe, label)
     base_dir = path.resolve().parent if not label.startswith("bundled:") else Path.cwd()
     return LoadedRecipe(recipe=recipe, source=label, base_dir=base_dir, origins=origins)
 

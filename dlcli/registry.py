@@ -36,6 +36,10 @@ class Registry:
 
         return decorator
 
+    @property
+    def plural(self) -> str:
+        return self.what + ("es" if self.what.endswith("s") else "s")  # losses, models
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 
@@ -48,7 +52,7 @@ class Registry:
             prefix = f"{where}: " if where else ""
             raise DlcliError(
                 f"{prefix}unknown {self.what} '{name}'.{did_you_mean(name, self._entries)}"
-                f" Valid {self.what}s: {choices_text(self._entries)}."
+                f" Valid {self.plural}: {choices_text(self._entries)}."
             )
         return self._entries[name]
 

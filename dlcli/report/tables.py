@@ -21,14 +21,20 @@ def print_resolved(loaded) -> None:
     """Every recipe value with its origin: recipe file, --set, --seed or default."""
     from dlcli.recipe import flatten
 
-    values = flatten(loaded.recipe.model_dump())
-    try:
-        from dlcli.models import MODELS
+    from dlcli.losses import LOSSES
+    from dlcli.models import MODELS
+    from dlcli.optim import OPTIMIZERS
 
-        for key, default in MODELS.options(loaded.recipe.model.kind).items():
-            values.setdefault(f"model.{key}", default)
-    except Exception:  # an unknown model kind is reported when training starts
-        pass
+    recipe = loaded.recipe
+    values = flatten(recipe.model_dump())
+    # The chosen components' own settings that the recipe leaves at their defaults
+    # (load_recipe has already checked that every kind exists).
+    sections = [("model", MODELS, recipe.model.kind), ("optimizer", OPTIMIZERS, recipe.optimizer.kind)]
+    if recipe.loss is not None:
+        sections.append(("loss", LOSSES, recipe.loss.kind))
+    for section, registry, kind in sections:
+        for key, default in registry.options(kind).items():
+            values.setdefault(f"{section}.{key}", default)
     table = Table(title=f"{loaded.recipe.name} (from {loaded.source})")
     for column in ("key", "value", "origin"):
         table.add_column(column)

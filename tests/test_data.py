@@ -1,0 +1,125 @@
+"""Data reaches the model as the recipe says: batches, files, preprocessing."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import train_recipe
+from dlcli.data import load_data
+from dlcli.errors import DlcliError
+from dlcli.recipe import DataConfig, load_recipe
+from dlcli.train.batches import epoch_indices, make_plan
+
+
+# -- batches -------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 4, 7, 33, 100])
+@pytest.mark.parametrize("batch_size", [1, 3, 32, "full"])
+@pytest.mark.parametrize("chunks", [1, 4])
+def test_every_example_is_used_exactly_once_per_epoch(n, batch_size, chunks):
+    plan = make_plan(n, batch_size, chunks)
+    size = n if batch_size == "full" else min(batch_size, n)
+    assert plan.batch_size == size and plan.steps == -(-n // size)  # a partial last batch is a step of its own
+    for epoch in (1, 2):
+        idx, weight = epoch_indices(n, plan, seed=0, epoch=epoch)
+        assert idx.shape == weight.shape == (plan.chunks, plan.steps_per_chunk, size)
+        used = idx[weight == 1]
+        assert sorted(used.tolist()) == list(range(n))  # none dropped, none repeated
+        steps = weight.reshape(-1, size)
+        assert (steps[:plan.steps].sum(axis=1) > 0).all()  # every real step has examples
+        assert (steps[plan.steps:] == 0).all()  # padding steps (to fill the last chunk) are empty
+        real = steps[:plan.steps].sum(axis=1)
+        assert (real[:-1] == size).all() and real[-1] == n - size * (plan.steps - 1)
+
+
+def test_shuffling_is_seeded_per_epoch():
+    plan = make_plan(50, 8, 2)
+    first, _ = epoch_indices(50, plan, seed=0, epoch=1)
+    again, _ = epoch_indices(50, plan, seed=0, epoch=1)
+    second, _ = epoch_indices(50, plan, seed=0, epoch=2)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("batch_size, steps", [(1, 4), (3, 2), ("full", 1)])
+def test_stochastic_minibatch_and_full_batch_gradient_descent_all_train(tmp_path, batch_size, steps):
+    log = io.StringIO()
+    value = f'"{batch_size}"' if batch_size == "full" else batch_size
+    result = train_recipe("mlp-xor", tmp_path, f"train.batch_size={value}", "train.epochs=30", stream=log)
+    assert f"{steps} steps/epoch" in log.getvalue()
+    assert result.history[-1]["loss"] < 0.8 * result.history[0]["loss"]
+
+
+# -- the course's feature engineering -------------------------------------------
+
+def test_gender_inputs_are_weight_minus_135_height_minus_66_and_f_is_1():
+    loaded = load_recipe("gender")
+    data = load_data(loaded.recipe.data, loaded.recipe.seed, loaded.resolve_path)
+    x, y = data.splits["train"]
+    rows = {tuple(row): label for row, label in zip(x.tolist(), y.tolist())}
+    assert rows == {(-2.0, -1.0): 1, (25.0, 6.0): 0, (17.0, 4.0): 0, (-15.0, -6.0): 1}  # the slide's table
+    assert data.preprocessing.classes == ["M", "F"]
+
+
+def test_standardisation_uses_the_training_split_only():
+    config = DataConfig(source="moons", validation_split=0.3, standardize=True)
+    data = load_data(config, seed=0, resolve=Path)
+    x_train, x_val = data.splits["train"][0], data.splits["val"][0]
+    np.testing.assert_allclose(x_train.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(x_train.std(axis=0), 1.0, atol=1e-4)
+    assert np.abs(x_val.mean(axis=0)).max() > 1e-4  # the validation split did not contribute
+    again = load_data(config, seed=0, resolve=Path)
+    np.testing.assert_array_equal(again.splits["val"][0], x_val)  # the split is seeded
+
+
+# -- files -----------------------------------------------------------------------
+
+ROWS = [(1, 0.5, 2.0), (0, -0.5, 1.0), (1, 0.25, 3.0), (0, -1.5, 0.5)]
+
+
+def write_csv(path: Path, header: bool) -> Path:
+    text = ("label,a,b\n" if header else "") + "".join(f"{l},{a},{b}\n" for l, a, b in ROWS)
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt") as file:
+            file.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name, header", [("plain.csv", False), ("named.csv", True), ("packed.csv.gz", False)])
+def test_column_names_read_files_with_or_without_a_header(tmp_path, name, header):
+    path = write_csv(tmp_path / name, header)
+    config = DataConfig(source="csv", path=str(path), target="y", column_names=["y", "f1", "f2"],
+                        validation_split=0.0)
+    data = load_data(config, seed=0, resolve=Path)
+    x, y = data.splits["train"]
+    assert len(x) == len(ROWS)  # a header row is neither lost data nor read as data
+    assert data.preprocessing.input_columns == ["f1", "f2"]
+    assert sorted(x[:, 1].tolist()) == sorted(b for _, _, b in ROWS)
+
+
+def test_declared_format_contradicting_the_suffix_is_named(tmp_path):
+    path = write_csv(tmp_path / "data.csv", header=True)
+    config = DataConfig(source="parquet", path=str(path), target="label")
+    with pytest.raises(DlcliError, match=r"looks like a CSV file but data.source = 'parquet'.*data.source=csv"):
+        load_data(config, seed=0, resolve=Path)
+
+
+def test_column_names_count_must_match_the_file(tmp_path):
+    path = write_csv(tmp_path / "data.csv", header=False)
+    config = DataConfig(source="csv", path=str(path), target="y", column_names=["y", "f1"])
+    with pytest.raises(DlcliError, match="gives 2 names but .* has 3 columns"):
+        load_data(config, seed=0, resolve=Path)
+
+
+def test_preprocessing_is_saved_with_the_run(binary_run):
+    saved = json.loads((binary_run.run_dir / "preprocessing.json").read_text())
+    assert saved["input_columns"] == ["x1", "x2"] and saved["target"] == "label"
+    assert saved["mean"][0] == pytest.approx(170.0, abs=10.0)  # fitted on the raw values (x1 * 40 + 150)
