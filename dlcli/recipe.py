@@ -15,7 +15,7 @@ import copy
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,8 +70,9 @@ class TrainConfig(Section):
     batch_size: int | Literal["full"] = 32
     chunks_per_epoch: int = Field(4, ge=1)
     early_stopping: EarlyStoppingConfig | None = None
-    l1: float = Field(0.0, ge=0.0)
-    l2: float = Field(0.0, ge=0.0)
+    # One strength for all weights, or per layer: { "1" = 1e-3 } (layer numbers as `dlcli summary` shows).
+    l1: Annotated[float, Field(ge=0.0)] | dict[str, Annotated[float, Field(ge=0.0)]] = 0.0
+    l2: Annotated[float, Field(ge=0.0)] | dict[str, Annotated[float, Field(ge=0.0)]] = 0.0
     checkpoint_seconds: float = Field(60.0, gt=0.0)
     augment: dict[str, bool | dict[str, Any]] = {}  # name -> true | { settings }; see dlcli.data.augment
 

@@ -46,6 +46,18 @@ def test_weight_penalty_counts_weights_not_biases():
     assert float(weight_penalty(params, 0.1, 0.0)) == pytest.approx(0.1 * 6 * 2.0)
 
 
+def test_per_layer_penalties_use_the_layer_numbers_of_dlcli_summary():
+    from dlcli.train.penalties import weights_by_layer
+    from dlcli.train.setup import prepare
+
+    params = prepare(load_recipe("overfit-demo", ["train.l2={3=0.5}"])).built.params
+    weights = dict(weights_by_layer(params))
+    assert sorted(weights) == ["1", "3", "5"]  # the Linear layers of `dlcli summary overfit-demo`
+    assert float(weight_penalty(params, 0.0, {"3": 0.5})) == pytest.approx(0.5 * float((weights["3"] ** 2).sum()))
+    with pytest.raises(DlcliError, match=r"train.l1 names layer\(s\) '2' that have no weights.*1, 3, 5"):
+        prepare(load_recipe("overfit-demo", ["train.l1={2=0.1}"]))
+
+
 def test_l2_shrinks_the_trained_weights(tmp_path: Path):
     plain = open_run(run("mlp-xor", tmp_path, "train.epochs=60").run_dir)
     ridge = open_run(run("mlp-xor", tmp_path, "train.epochs=60", "train.l2=0.05").run_dir)

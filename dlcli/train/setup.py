@@ -26,6 +26,7 @@ from dlcli.optim import build_optimizer, build_schedule
 from dlcli.recipe import LoadedRecipe, Recipe
 from dlcli.train.batches import Plan, make_plan
 from dlcli.train.early_stopping import EarlyStopping
+from dlcli.train.penalties import check_penalties
 from dlcli.train.step import TrainState
 
 
@@ -90,6 +91,7 @@ def prepare(loaded: LoadedRecipe) -> Setup:
     schedule = build_schedule(recipe.optimizer, total_steps)
     stopping = make_stopping(recipe, "val" in data.splits, wanted)
     augment = build_augment(recipe.train.augment, data.preprocessing.input_shape)
+    check_penalties(built.params, recipe.train.l1, recipe.train.l2)
     return Setup(loaded, data, built, wanted, plan, optimizer, schedule, stopping, augment)
 
 

@@ -19,6 +19,7 @@ import optax
 from flax import nnx
 
 from dlcli.tasks import Task
+from dlcli.train.penalties import weight_penalty  # noqa: F401  (step factories import it from here)
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -34,17 +35,6 @@ class TrainState(NamedTuple):
     opt_state: Any
     step: jax.Array  # optimizer steps taken
     key: Any = None  # PRNG key of on-device data augmentation (None without augmentation)
-
-
-def weight_penalty(params: Any, l1: float, l2: float) -> jax.Array:
-    """L1/L2 on weight matrices and kernels (ndim > 1); biases are not penalised."""
-    weights = [p for p in jax.tree.leaves(params) if p.ndim > 1]
-    penalty = jnp.zeros(())
-    if l1:
-        penalty += l1 * sum(jnp.abs(w).sum() for w in weights)
-    if l2:
-        penalty += l2 * sum(jnp.square(w).sum() for w in weights)
-    return penalty
 
 
 def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.GradientTransformation, task: Task,
