@@ -106,14 +106,18 @@ def show_result(result, json_: bool) -> None:
 @user_errors
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `dlcli train`.")],
-    split: Annotated[str, typer.Option(help="Which split of the run's data: test, val or train.")] = "test",
+    split: Annotated[Optional[str], typer.Option(help="Which split of the run's data: test, val or train "
+                                                     "(default: the one training was judged on, test if the "
+                                                     "run has one, else val, else train).")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Evaluate on this CSV/Parquet/NPZ file instead, with the "
                                                       "run's saved preprocessing.")] = None,
     json_: JsonOption = False,
 ) -> None:
     """Loss, accuracy, ROC AUC, confusion matrix, per-class scores (or MSE/MAE/R²) of a trained run."""
-    if split not in ("test", "val", "train"):
+    if split is not None and split not in ("test", "val", "train"):
         raise DlcliError(f"--split '{split}': choose test, val or train.")
+    if split is not None and data is not None:
+        raise DlcliError("--split and --data both say what to evaluate on; give one of them.")
     from dlcli.runs import evaluate_run
 
     report = evaluate_run(run_dir, split, data)

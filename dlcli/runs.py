@@ -85,8 +85,11 @@ def read_inputs(pre: Preprocessing, file: Path, *, with_target: bool) -> tuple[n
     return x, y, table
 
 
-def evaluate_run(path: Path, split: str = "test", data_file: Path | None = None) -> dict[str, Any]:
-    """Loss and metrics of a run's best weights on one of its splits or on a new file."""
+def evaluate_run(path: Path, split: str | None = None, data_file: Path | None = None) -> dict[str, Any]:
+    """Loss and metrics of a run's best weights on one of its splits or on a new file.
+
+    ``split=None`` takes the split training was judged on: test, else val, else train.
+    """
     run = open_run(path)
     if data_file is not None:
         x, y, _ = read_inputs(run.preprocessing, data_file, with_target=True)
@@ -94,6 +97,7 @@ def evaluate_run(path: Path, split: str = "test", data_file: Path | None = None)
     else:
         recipe = run.loaded.recipe
         data = load_data(recipe.data, recipe.seed, run.loaded.resolve_path, task=run.preprocessing.task)
+        split = split or next(name for name in ("test", "val", "train") if name in data.splits)
         if split not in data.splits:
             available = ", ".join(sorted(data.splits))
             raise DlcliError(f"This run has no '{split}' split (it has: {available}). Set data.test_split or "

@@ -123,9 +123,14 @@ def test_evaluate_agrees_with_sklearn_and_applies_saved_preprocessing(binary_run
         assert scores["recall"] == pytest.approx(sk.recall_score(labels, p_signal > 0.5, pos_label=int(name)))
 
 
-def test_evaluate_other_splits_and_missing_split(binary_run):
-    assert invoke("evaluate", binary_run.run_dir, "--split", "val").exit_code == 0
-    assert_user_error(invoke("evaluate", binary_run.run_dir, "--split", "dev"), "--split 'dev'")
+def test_evaluate_defaults_to_the_judged_split_and_checks_its_options(binary_run, tmp_path):
+    run = binary_run.run_dir
+    default = invoke("evaluate", run, "--json")
+    assert default.exit_code == 0 and json.loads(default.stdout)["data"] == "test"
+    val = invoke("evaluate", run, "--split", "val", "--json")
+    assert val.exit_code == 0 and json.loads(val.stdout)["examples"] == 160
+    assert_user_error(invoke("evaluate", run, "--split", "dev"), "--split 'dev'")
+    assert_user_error(invoke("evaluate", run, "--split", "val", "--data", tmp_path / "x.csv"), "--split and --data")
 
 
 def test_predict_writes_csv_refuses_to_overwrite_and_names_missing_columns(binary_run, tmp_path):
