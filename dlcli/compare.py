@@ -91,6 +91,18 @@ def check_model(recipe: Recipe, source: str) -> None:
                          "Use a model with an `activation` setting, e.g. kind = \"mlp\".")
 
 
+def unused_settings(loaded: LoadedRecipe, augmented: bool) -> list[str]:
+    """Notes for the recipe keys a comparison does not use, when the recipe or --set gave them."""
+    notes = []
+    if "train.checkpoint_seconds" in loaded.origins:
+        notes.append("train.checkpoint_seconds is not used: compare-activations keeps no checkpoints (its runs are "
+                     "re-readable from metrics.jsonl and summary.json).")
+    if "train.chunks_per_epoch" in loaded.origins and not augmented:
+        notes.append("train.chunks_per_epoch is not used: compare-activations runs each epoch as one chunk and "
+                     "reports progress per epoch (the results are the same).")
+    return notes
+
+
 def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec], seeds: list[int], out: Path,
                         reporter) -> Comparison:
     """Train the recipe once per activation and seed; write and return the comparison.
@@ -118,6 +130,9 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
     if setup.built.task.kind not in ("classification", "regression"):
         raise DlcliError(f"{loaded.source}: compare-activations compares classification and regression recipes; "
                          f"this one is a {setup.built.task.kind} task.")
+    notes = unused_settings(loaded, setup.augment is not None)
+    for note in notes:
+        reporter.note(note)
     run_dir = create_run_dir(out / "compare", recipe.name)
     write_text(run_dir / "recipe.toml", f"# resolved from {loaded.source}; compare-activations replaces "
                                         "model.activation\n" + to_toml(recipe))
@@ -135,6 +150,7 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
             family = families[family_key(spec)]
             runs.append(run_activation(setup, with_activation(recipe, spec), seeds, label, reporter, write, family))
     summary = summarize(recipe, runs, seeds, time.perf_counter() - started)
+    summary["notes"] = notes
     write_json(run_dir / "summary.json", summary)
     write_compare_plots(run_dir)
     return Comparison(run_dir, summary)

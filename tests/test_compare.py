@@ -19,7 +19,8 @@ def deep_comparison(tmp_path_factory):
     """The default deep recipe, shortened: three activations x two seeds, through the CLI with --json."""
     out = tmp_path_factory.mktemp("compare")
     result = runner.invoke(app, ["compare-activations", "--activations", "relu,elu,sigmoid", "--seeds", "2",
-                                 "--set", "train.epochs=15", "--out", str(out), "--json"])
+                                 "--set", "train.epochs=15", "--set", "train.checkpoint_seconds=30", "--out", str(out),
+                                 "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -37,6 +38,7 @@ def test_relu_family_beats_sigmoid_whose_first_layer_gradient_vanishes(deep_comp
     assert 0.35 < rows["relu"]["active_at_init"]["mean"] < 0.65
     assert deep_comparison["ranking"][-1] == "sigmoid"
     assert "sigmoid came last" in deep_comparison["verdict"] and "vanishing gradient" in deep_comparison["verdict"]
+    assert "train.checkpoint_seconds is not used" in deep_comparison["notes"][0]  # no setting silently ignored
 
 
 def test_every_activation_and_seed_is_saved_and_plotted(deep_comparison, capsys):

@@ -133,6 +133,26 @@ def stacked_epoch_indices(n: int, plan: Plan, seeds: list[int], epoch: int) -> t
     return np.stack([p[0] for p in pairs], axis=2), np.stack([p[1] for p in pairs], axis=2)
 
 
+SMALL_EPOCH = 1 << 20  # gathered examples (members x epoch) that one chunk may hold
+
+
+def stack_plan(setup: Setup, members: int) -> Plan:
+    """How M members cut an epoch into chunks.
+
+    A chunk gathers its batches for every member, M times what one run
+    gathers, so a big epoch gets M times the recipe's chunks. A small one runs
+    as one chunk: rounding an epoch into several chunks pads it with
+    all-padding steps (13 steps -> 4 chunks of 4), which leave the state as it
+    was, so results do not change -- except with augmentation, where every
+    step draws a key: there the recipe's own chunks are kept.
+    """
+    n = len(setup.data.splits["train"][0])
+    if setup.augment is not None:
+        return setup.plan
+    chunks = 1 if n * members <= SMALL_EPOCH else setup.plan.chunks * members
+    return make_plan(n, setup.recipe.train.batch_size, chunks)
+
+
 def train_stack(setup: Setup, stack: Stack, reporter, label: str, programs: Programs | None = None,
                 on_record: Callable[[int, dict[str, Any]], None] = lambda m, record: None,
                 after_epoch: Callable[[TrainState], list[dict[str, Any]]] | None = None) -> StackResult:
@@ -150,10 +170,7 @@ def train_stack(setup: Setup, stack: Stack, reporter, label: str, programs: Prog
     recipe, data, wanted = setup.recipe, setup.data, setup.wanted
     built, state, seeds = stack.built, stack.state, stack.seeds
     x_train, y_train = data.splits["train"]
-    # One chunk per epoch: progress shows per epoch anyway, and cutting an epoch into chunks pads it with
-    # all-padding steps (13 steps -> 4 chunks of 4). Those leave the state as it was, so results do not
-    # change -- except with augmentation, where every step draws a key: then keep the recipe's chunks.
-    plan = make_plan(len(x_train), recipe.train.batch_size, 1) if setup.augment is None else setup.plan
+    plan = stack_plan(setup, len(seeds))
     members = [Member(seed, make_stopping(recipe, "val" in data.splits, wanted)) for seed in seeds]
     programs = programs or make_programs(setup, built)
     run_chunk, predict = programs.run_chunk, programs.predict
