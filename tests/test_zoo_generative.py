@@ -26,7 +26,7 @@ def modes_covered(samples: np.ndarray, modes: int = 8, radius: float = 2.0, near
 
 
 def test_digits_autoencoder_reconstructs_and_plots_its_latent_space(tmp_path):
-    result = run_recipe("digits-autoencoder", tmp_path, "train.epochs=6")
+    result = run_recipe("digits-autoencoder", tmp_path, "train.epochs=3")
     summary, plots = result.summary, result.run_dir / "plots"
     assert summary["task"] == "reconstruction" and summary["compilations"]["train_chunk"] == 1
     assert summary["final"]["mse"] < 0.08  # per pixel; predicting the mean image gives about 0.1
@@ -72,7 +72,7 @@ def test_discriminator_optimizer_on_a_model_without_one_is_a_clear_error(tmp_pat
 
 
 def test_gan_step_updates_both_networks_and_reports_both_losses(tmp_path):
-    result = run_recipe("gan-2d", tmp_path, "train.epochs=2", "data.options.samples=1000")
+    result = run_recipe("gan-2d", tmp_path, "train.epochs=1", "data.options.samples=1000")
     record = result.history[-1]
     assert {"discriminator_loss", "generator_loss"} <= set(record)
     assert result.summary["task"] == "adversarial" and result.summary["compilations"]["train_chunk"] == 1

