@@ -87,7 +87,8 @@ def summarize(recipe: Recipe, runs: list[dict[str, Any]], seeds: list[int], wall
     values = [r[key] for hs in histories.values() for h in hs for r in h if r.get(key) is not None
               and math.isfinite(r[key])]
     best = (max(values) if higher else min(values)) if values else math.nan
-    target = best * TARGET_FRACTION if higher else best / TARGET_FRACTION
+    # 90% of a best that is 0 or negative (an r2 below 0) would lie above it: then the best itself is the target.
+    target = (best * TARGET_FRACTION if best > 0 else best) if higher else best / TARGET_FRACTION
     rows = [aggregate(run, histories[run["activation"]], key, target, higher) for run in runs]
     ranked = sorted((r for r in rows if r["final"].get(key, {}).get("mean") is not None),
                     key=lambda r: r["final"][key]["mean"], reverse=higher)
@@ -117,7 +118,12 @@ def verdict(name: str, ranked: list[dict], runs: list[dict], key: str, higher: b
     text += (f", {margin:.4f} {'ahead of' if margin else 'level with'} {runner['activation']} "
              f"({r['mean']:.4f} ± {r['std']:.4f}). The margin is "
              f"{'larger than' if margin > spread else 'within'} the seed spread (largest std {spread:.4f})")
-    text += f", and {winner['activation']} was ahead in {paired[0]} of {paired[1]} paired seeds." if paired[1] else "."
+    if paired[1]:
+        agrees = (margin > spread) == (2 * paired[0] > paired[1])  # the paired count tells the same story
+        text += (f", {'and' if agrees else 'but'} {winner['activation']} was ahead in {paired[0]} of {paired[1]} "
+                 "paired seeds.")
+    else:
+        text += "."
     if margin <= spread:
         text += " Treat the top two as tied on this recipe; more seeds would tell them apart."
     last = ranked[-1]
