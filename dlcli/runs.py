@@ -145,5 +145,10 @@ def write_predictions(table: pa.Table, out: Path | None) -> str | None:
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise DlcliError(f"--out '{out}': use a .csv or .parquet file name.")
-    (csv.write_csv if suffix == ".csv" else parquet.write_table)(table, out)
+    if not out.parent.is_dir():
+        raise DlcliError(f"--out '{out}': the folder '{out.parent}' does not exist. Create it or choose another path.")
+    try:
+        (csv.write_csv if suffix == ".csv" else parquet.write_table)(table, out)
+    except OSError as error:
+        raise DlcliError(f"--out '{out}': cannot write it ({error}). Choose a writable path.") from None
     return None

@@ -152,6 +152,11 @@ def test_predict_writes_csv_refuses_to_overwrite_and_names_missing_columns(binar
     partial = tmp_path / "partial.csv"
     partial.write_text("x1,y\n1.0,2.0\n")
     assert_user_error(invoke("predict", run, partial), "missing column(s) 'x2'")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("x1,x2\n1.0,\n")
+    assert_user_error(invoke("predict", run, empty), "'x2'", "missing")
+    assert_user_error(invoke("predict", run, tmp_path / "absent.csv"), "absent.csv", "no such file")
+    assert_user_error(invoke("predict", run, inputs, "--out", tmp_path / "no" / "p.csv"), "does not exist")
 
 
 # -- user mistakes: exit 2, the key/file/column named, no traceback ------------

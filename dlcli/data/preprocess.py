@@ -124,6 +124,8 @@ def label_key(value: Any) -> str:
 
 
 def numeric_column(column: pa.ChunkedArray, name: str, where: str) -> np.ndarray:
+    if pa.types.is_null(column.type):  # a CSV column with no values at all: missing, not text
+        return np.full(len(column), np.nan, np.float32)
     if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)):
         raise DlcliError(f"{where}: column '{name}' holds {column.type} values, not numbers. List it in "
                          f"data.one_hot to encode its categories, or leave it out of data.features.")
