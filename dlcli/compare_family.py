@@ -81,6 +81,15 @@ def probes(setup: Setup) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, Any
     return probe, x_units, x_val
 
 
+def reported_record(member, setup: Setup) -> dict[str, Any]:
+    """The epoch a run is judged by: its last, or with early stopping its best (the weights `dlcli train` keeps)."""
+    if not member.history:
+        return {}
+    if setup.recipe.train.early_stopping is not None and member.stopping.best_epoch:
+        return member.history[member.stopping.best_epoch - 1]
+    return member.history[-1]
+
+
 def run_activation(setup: Setup, recipe: Recipe, seeds: list[int], label: str, reporter, write,
                    family: Family) -> dict[str, Any]:
     """All seeds of one activation as one program, with gradient and unit diagnostics before and after."""
@@ -109,7 +118,7 @@ def run_activation(setup: Setup, recipe: Recipe, seeds: list[int], label: str, r
         members.append({
             "seed": member.seed, "ended": member.ended, "epochs_run": len(member.history),
             "best_epoch": member.stopping.best_epoch, "monitor": member.stopping.monitor,
-            "final": {k: v for k, v in (member.history[-1] if member.history else {}).items() if k != "grad_norms"},
+            "final": {k: v for k, v in reported_record(member, setup).items() if k != "grad_norms"},
             "grad_norms": {"init": init_norms[m].tolist(), "final": final_norms[m].tolist()},
             "units": {"init": init_units[m], "final": final_units[m]}, "history": member.history,
         })

@@ -1,7 +1,8 @@
 """From per-run results to the comparison's numbers and its verdict in plain words.
 
 Every activation gets mean ± sample standard deviation over seeds of its
-final epoch's losses and metrics. The *primary* number that decides the
+final epoch's losses and metrics (with early stopping: of its best epoch, the
+weights ``dlcli train`` would keep). The *primary* number that decides the
 winner is the validation split's first higher-is-better metric the recipe
 asks for (accuracy, auc, r2), else the validation loss (the training loss
 when there is no validation split). "Epochs to target" counts the epochs a
@@ -94,6 +95,7 @@ def summarize(recipe: Recipe, runs: list[dict[str, Any]], seeds: list[int], wall
                     key=lambda r: r["final"][key]["mean"], reverse=higher)
     return {
         "recipe": recipe.name, "seeds": seeds, "primary": key, "higher_is_better": higher,
+        "reported_epoch": "best (early stopping)" if recipe.train.early_stopping else "last",
         "target": {"value": target, "rule": f"{TARGET_FRACTION:.0%} of the best {key} of any run"},
         "ranking": [r["activation"] for r in ranked], "activations": rows,
         "verdict": verdict(recipe.name, ranked, runs, key, higher),

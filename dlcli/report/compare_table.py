@@ -55,7 +55,7 @@ def print_comparison(run_dir: Path, summary: dict[str, Any]) -> None:
     console = make_console()
     headers, rows = comparison_rows(summary)
     title = (f"{summary['recipe']}: {len(summary['activations'])} activations x {len(summary['seeds'])} seeds "
-             f"(mean ± std over seeds, final epoch; ranked by {summary['primary']})")
+             f"(mean ± std over seeds, {summary.get('reported_epoch', 'last')} epoch; ranked by {summary['primary']})")
     if console.is_terminal:
         table = Table(title=title)
         for i, header in enumerate(headers):
