@@ -98,9 +98,21 @@ def unused_settings(loaded: LoadedRecipe, augmented: bool) -> list[str]:
         notes.append("train.checkpoint_seconds is not used: compare-activations keeps no checkpoints (its runs are "
                      "re-readable from metrics.jsonl and summary.json).")
     if "train.chunks_per_epoch" in loaded.origins and not augmented:
-        notes.append("train.chunks_per_epoch is not used: compare-activations runs each epoch as one chunk and "
-                     "reports progress per epoch (the results are the same).")
+        notes.append("train.chunks_per_epoch is not used: compare-activations cuts epochs into chunks for all its "
+                     "seeds at once (one chunk for small data) and reports progress per epoch; results are the same.")
     return notes
+
+
+def start_directory(out: Path, loaded: LoadedRecipe, setup) -> Path:
+    """A new ``out/compare/<recipe>/<timestamp>/`` with the recipe and the preprocessing all runs share."""
+    from dlcli.checkpoint import create_run_dir, write_text
+    from dlcli.recipe import to_toml
+
+    run_dir = create_run_dir(out / "compare", loaded.recipe.name)
+    write_text(run_dir / "recipe.toml", f"# resolved from {loaded.source}; compare-activations replaces "
+                                        "model.activation\n" + to_toml(loaded.recipe))
+    setup.data.preprocessing.save(run_dir / "preprocessing.json")
+    return run_dir
 
 
 def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec], seeds: list[int], out: Path,
@@ -114,10 +126,9 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
       out: the folder under which ``compare/<recipe name>/<timestamp>/`` is created.
       reporter: progress display (see :mod:`dlcli.report.console`).
     """
-    from dlcli.checkpoint import create_run_dir, write_json, write_text
+    from dlcli.checkpoint import write_json
     from dlcli.compare_family import family_key, group_families, run_activation
     from dlcli.compare_stats import summarize
-    from dlcli.recipe import to_toml
     from dlcli.report.compare_plots import write_compare_plots
     from dlcli.train.setup import prepare
 
@@ -133,10 +144,7 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
     notes = unused_settings(loaded, setup.augment is not None)
     for note in notes:
         reporter.note(note)
-    run_dir = create_run_dir(out / "compare", recipe.name)
-    write_text(run_dir / "recipe.toml", f"# resolved from {loaded.source}; compare-activations replaces "
-                                        "model.activation\n" + to_toml(recipe))
-    setup.data.preprocessing.save(run_dir / "preprocessing.json")
+    run_dir = start_directory(out, loaded, setup)
     families = group_families(activations)
     runs = []
     with (run_dir / "metrics.jsonl").open("a") as metrics_file:
