@@ -14,7 +14,7 @@ Timing covers training only (no validation for either), the first epoch
 (compilation) left out: samples/s = training examples / seconds per epoch.
 
     pip install -e '.[bench]'
-    python benchmarks/zoo_vs_keras.py                  # 6 epochs each
+    python benchmarks/zoo_vs_keras.py                  # 6 epochs each, 3 interleaved repeats
     python benchmarks/zoo_vs_keras.py --epochs 3 --only digits-cnn
 """
 
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=6, help="epochs per trainer (the first is not timed)")
     parser.add_argument("--only", choices=RECIPES, help="benchmark one recipe")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved repetitions; the median is reported")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     if args.epochs < 2:
@@ -106,19 +107,24 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for name in [args.only] if args.only else RECIPES:
-            dlcli_rate, summary = run_dlcli(name, args.epochs, Path(folder))
-            row = {"recipe": name, "dlcli": dlcli_rate, "dlcli_compilations": summary["compilations"]["train_chunk"]}
-            try:
-                row["keras"] = run_keras(name, args.epochs, 1)
-                row["keras-spe32"] = run_keras(name, args.epochs, 32)
-            except ImportError:
-                print("keras is not installed: pip install -e '.[bench]'", file=sys.stderr)
+            rates: dict[str, list[float]] = {}
+            for _ in range(args.repeat):  # interleaved, so that a busy machine slows every trainer alike
+                dlcli_rate, summary = run_dlcli(name, args.epochs, Path(folder))
+                rates.setdefault("dlcli", []).append(dlcli_rate)
+                try:
+                    rates.setdefault("keras", []).append(run_keras(name, args.epochs, 1))
+                    rates.setdefault("keras-spe32", []).append(run_keras(name, args.epochs, 32))
+                except ImportError:
+                    print("keras is not installed: pip install -e '.[bench]'", file=sys.stderr)
+            row = {"recipe": name, **{k: statistics.median(v) for k, v in rates.items() if v},
+                   "dlcli_compilations": summary["compilations"]["train_chunk"]}
             results.append(row)
     device = jax.devices()[0]
     if args.json:
         print(json.dumps({"device": f"{device.platform} x{jax.device_count()}", "results": results}, indent=2))
         return 0
-    print(f"training samples/s, median of epochs 2..{args.epochs}, device {device.platform} x{jax.device_count()}")
+    print(f"training samples/s, median of epochs 2..{args.epochs}, median of {args.repeat} interleaved runs, "
+          f"device {device.platform} x{jax.device_count()}")
     print(f"{'recipe':<12} {'dlcli':>10} {'keras':>10} {'keras-spe32':>12} {'dlcli/keras':>12} {'dlcli/spe32':>12}")
     for row in results:
         keras_rate, spe = row.get("keras", float("nan")), row.get("keras-spe32", float("nan"))
