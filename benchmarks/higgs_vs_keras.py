@@ -14,8 +14,9 @@ Three trainers see the same Parquet files in one process, on one JAX device:
 
 The data is generated (HIGGS itself is a download the user makes): label
 then 21 low-level and 7 high-level features with HIGGS's names, where signal
-events carry narrow invariant-mass peaks that background lacks, smeared so
-that the Bayes accuracy sits near the course's ~74%.
+events carry narrow invariant-mass peaks that background lacks, but only
+60% of them are well reconstructed, so that this network ends near the
+course's 74% validation accuracy and 0.81 AUC (about 0.75 and 0.83 here).
 
 Timing: seconds between consecutive epoch ends (training + validation), and
 the training part alone; each round's first epoch (compilation) is left out,
