@@ -58,9 +58,10 @@ def test_per_layer_penalties_use_the_layer_numbers_of_dlcli_summary():
         prepare(load_recipe("overfit-demo", ["train.l1={2=0.1}"]))
 
 
+@pytest.mark.slow  # the overfit-demo test covers L2 by outcome in the default run
 def test_l2_shrinks_the_trained_weights(tmp_path: Path):
-    plain = open_run(run("mlp-xor", tmp_path, "train.epochs=60").run_dir)
-    ridge = open_run(run("mlp-xor", tmp_path, "train.epochs=60", "train.l2=0.05").run_dir)
+    plain = open_run(run("mlp-xor", tmp_path, "train.epochs=30").run_dir)
+    ridge = open_run(run("mlp-xor", tmp_path, "train.epochs=30", "train.l2=0.05").run_dir)
     size = lambda r: sum(float((k ** 2).sum()) for k in kernels_and_biases(r.params)[0])  # noqa: E731
     assert size(ridge) < 0.5 * size(plain)
 
@@ -90,8 +91,6 @@ def test_reduce_on_plateau_lowers_the_learning_rate(tmp_path: Path):
                  "optimizer.reduce_on_plateau={factor=0.5, patience=1, min_delta=0.9}")
     rates = [r["learning_rate"] for r in result.history]  # the rate the next epoch will use
     assert rates == pytest.approx([0.05 * 0.5 ** k for k in range(6)])
-    plain = run("mlp-xor", tmp_path, "train.epochs=6")
-    assert [r["learning_rate"] for r in plain.history] == pytest.approx([0.05] * 6)
     with pytest.raises(DlcliError, match="reduce_on_plateau.factor"):
         build_optimizer(OptimizerConfig(kind="adam", reduce_on_plateau={"factor": 2.0}), 10)
 

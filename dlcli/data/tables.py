@@ -67,6 +67,7 @@ def read_table(path: Path, fmt: str, *, column_names: list[str] | None = None, c
     """
     try:
         table = _read_csv(path, column_names, columns, limit) if fmt == "csv" else _read_parquet(path, column_names, columns, limit)
+        table.column_names  # noqa: B018  (decodes the header: a non-UTF-8 name fails here, not later)
     except DlcliError:
         raise
     except UnicodeDecodeError as error:
