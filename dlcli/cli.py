@@ -37,7 +37,7 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except DlcliError as error:
-            typer.echo(f"error: {error}", err=True)
+            typer.echo(f"error: {error}" if error.exit_code == 2 else str(error), err=True)
             raise typer.Exit(code=error.exit_code) from None  # 2; 130/143 for an interrupted training
         except KeyboardInterrupt:
             typer.echo("interrupted (outside the training loop, where Ctrl-C saves a checkpoint first).", err=True)
