@@ -181,6 +181,8 @@ MLP = '\n[model]\nkind = "mlp"\nhidden = [4]\n'
     (["train.epochs"], ["--set 'train.epochs'", "KEY=VALUE"]),
     (["train.batch_size=0"], ["train.batch_size", "full"]),
     (["data.path=nowhere.csv"], ["data.path", "bundled data set"]),
+    (['train.early_stopping={monitor="val_loss"}'], ["monitor = 'val_loss'", "no validation split"]),
+    (['train.early_stopping={monitor="r2"}'], ["monitor = 'r2'", "Valid: accuracy, loss"]),
 ])
 def test_bad_overrides_exit_2_naming_the_key(tmp_path, overrides, fragments):
     args = [item for text in overrides for item in ("--set", text)]

@@ -62,10 +62,23 @@ def check_metrics(recipe: Recipe, task_kind: str) -> list[str]:
     return list(recipe.evaluate.metrics)
 
 
-def check_monitor(stopping: EarlyStopping, has_val: bool, metric_names: list[str]) -> None:
-    valid = ["loss", *metric_names] + (["val_loss", *(f"val_{m}" for m in metric_names)] if has_val else [])
+def check_monitor(stopping: EarlyStopping, has_val: bool, metric_names: list[str],
+                  train_metrics: list[str] | None = None) -> None:
+    """The monitor must be a key every epoch record has, or it would read NaN and never improve.
+
+    Args:
+      metric_names: the metrics computed on the validation split (``val_<name>``).
+      train_metrics: those the training sums give (``accuracy`` for classification);
+        default ``metric_names``.
+    """
+    train_metrics = metric_names if train_metrics is None else train_metrics
+    valid = list(dict.fromkeys(["loss", *train_metrics] + (["val_loss", *(f"val_{m}" for m in metric_names)]
+                                                          if has_val else [])))
     if stopping.monitor not in valid:
-        hint = " (there is no validation split: set data.validation_split > 0)" if stopping.monitor.startswith("val_") else ""
+        hint = ""
+        if stopping.monitor.startswith("val_"):
+            hint = (f" (add '{stopping.monitor[4:]}' to evaluate.metrics to compute it on the validation split)"
+                    if has_val else " (there is no validation split: set data.validation_split > 0)")
         raise DlcliError(f"train.early_stopping.monitor = '{stopping.monitor}' is not a tracked metric{hint}. "
                          f"Valid: {choices_text(valid)}.")
 
@@ -75,7 +88,9 @@ def make_stopping(recipe: Recipe, has_val: bool, wanted: list[str]) -> EarlyStop
     monitor = config.monitor if config else ("val_loss" if has_val else "loss")
     stopping = EarlyStopping(monitor=monitor, mode=EarlyStopping.resolve_mode(monitor, config.mode if config else "auto"),
                              patience=config.patience if config else None, min_delta=config.min_delta if config else 0.0)
-    check_monitor(stopping, has_val, [m for m in ("accuracy", *wanted)])
+    # Training sums give accuracy for classification only (whose metrics include accuracy or auc).
+    train_metrics = ["accuracy"] if {"accuracy", "auc"} & set(wanted) else []
+    check_monitor(stopping, has_val, list(wanted), train_metrics)
     return stopping
 
 
