@@ -16,7 +16,11 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def deep_comparison(tmp_path_factory):
-    """The default deep recipe, shortened: three activations x two seeds, through the CLI with --json."""
+    """The default deep recipe, shortened: three activations x two seeds, through the CLI with --json.
+
+    All three share one compiled program (the activation is chosen per model); maxout, whose layers are
+    wider, compiles its own and is compared in the slow test below.
+    """
     out = tmp_path_factory.mktemp("compare")
     result = runner.invoke(app, ["compare-activations", "--activations", "relu,elu,sigmoid", "--seeds", "2",
                                  "--set", "train.epochs=15", "--set", "train.checkpoint_seconds=30", "--out", str(out),
@@ -66,7 +70,7 @@ def test_vmapped_seeds_equal_separate_runs(tmp_path):
     from dlcli.train.setup import prepare
     from dlcli.train.vmapped import build_stack, train_stack
 
-    overrides = ["data.source=moons", "model.hidden=[8, 8]", "train.epochs=3", "train.batch_size=50",
+    overrides = ["data.source=moons", "model.hidden=[8, 8]", "train.epochs=2", "train.batch_size=50",
                  "evaluate.metrics=[\"accuracy\"]"]
     loaded = load_recipe("compare-deep-mlp", overrides)
     setup = prepare(loaded)
@@ -117,3 +121,15 @@ def test_user_mistakes_exit_2_with_the_fix(args, message, tmp_path):
     result = runner.invoke(app, ["compare-activations", *args, "--out", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert __import__("re").search(message, " ".join(result.output.split()))
+
+
+@pytest.mark.slow
+def test_default_comparison_shows_what_its_recipe_promises(tmp_path):
+    """The full default (the lecture's six x 5 seeds): the numbers the recipe's comment states."""
+    result = runner.invoke(app, ["compare-activations", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["activation"]: row for row in json.loads(result.stdout)["activations"]}
+    for name in ("relu", "leaky_relu", "elu", "maxout", "tanh"):
+        assert rows[name]["final"]["val_accuracy"]["mean"] > 0.95
+    assert rows["sigmoid"]["final"]["val_accuracy"]["mean"] < 0.8
+    assert rows["sigmoid"]["grad_ratio_first_last"]["init"] < 1e-4
