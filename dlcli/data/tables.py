@@ -119,7 +119,8 @@ def _has_header(path: Path, expected: int) -> bool:
     fields = next(text_csv.reader([first_line]), [])
     if len(fields) != expected:
         raise DlcliError(f"data.column_names gives {expected} names but {path} has {len(fields)} columns. "
-                         "Give one name per column, in file order.")
+                         "Give one name per column, in file order, or --set data.column_names=[] to use the "
+                         "file's own header.")
     return not any(_is_number(field) for field in fields)
 
 
@@ -139,7 +140,8 @@ def _read_parquet(path: Path, column_names: list[str] | None, columns: list[str]
     if column_names:
         if len(column_names) != len(names):
             raise DlcliError(f"data.column_names gives {len(column_names)} names but {path} has {len(names)} columns. "
-                             "Give one name per column, in file order.")
+                             "Give one name per column, in file order, or --set data.column_names=[] to use the "
+                         "file's own header.")
         rename = dict(zip(column_names, names))
         wanted = columns or column_names
         require_columns(path, column_names, wanted)
