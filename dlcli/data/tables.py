@@ -141,7 +141,7 @@ def _read_parquet(path: Path, column_names: list[str] | None, columns: list[str]
         if len(column_names) != len(names):
             raise DlcliError(f"data.column_names gives {len(column_names)} names but {path} has {len(names)} columns. "
                              "Give one name per column, in file order, or --set data.column_names=[] to use the "
-                         "file's own header.")
+                             "file's own header.")
         rename = dict(zip(column_names, names))
         wanted = columns or column_names
         require_columns(path, column_names, wanted)
