@@ -14,7 +14,7 @@ from dlcli.assemble import Assembled, Predictor, assemble
 from dlcli.checkpoint import load_checkpoint
 from dlcli.data import load_data
 from dlcli.data.preprocess import Preprocessing
-from dlcli.data.tables import check_exists, file_format, read_npz, read_table
+from dlcli.data.tables import check_exists, file_format, peek_columns, read_npz, read_table
 from dlcli.errors import DlcliError
 from dlcli.evaluate import outputs_report
 from dlcli.recipe import LoadedRecipe, Recipe, load_recipe
@@ -57,8 +57,13 @@ def load_checkpoint_params(path: Path, built: Assembled, recipe: Recipe) -> tupl
     return state.params, state.rest
 
 
-def read_inputs(pre: Preprocessing, file: Path, *, with_target: bool) -> tuple[np.ndarray, np.ndarray | None, pa.Table | None]:
-    """Model inputs (and targets when asked) from a new file, through the run's preprocessing."""
+def read_inputs(pre: Preprocessing, file: Path, *, with_target: bool, column_names: list[str] | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None, pa.Table | None]:
+    """Model inputs (and targets when asked) from a new file, through the run's preprocessing.
+
+    ``column_names`` (the recipe's ``data.column_names``) name a file laid out
+    like the training file, header-less or not, with or without its target column.
+    """
     check_exists(file, "input file")
     fmt = file_format(file)
     if pre.kind == "array":
@@ -75,7 +80,7 @@ def read_inputs(pre: Preprocessing, file: Path, *, with_target: bool) -> tuple[n
     if fmt == "npz":
         raise DlcliError(f"{file}: this run was trained on a table; give a CSV or Parquet file with columns "
                          f"{', '.join(pre.input_columns)}.")
-    table = read_table(file, fmt)
+    table = read_table(file, fmt, column_names=training_layout(file, fmt, pre, column_names))
     x = pre.table_features(table, str(file))
     y = None
     if with_target:
@@ -85,6 +90,19 @@ def read_inputs(pre: Preprocessing, file: Path, *, with_target: bool) -> tuple[n
     return x, y, table
 
 
+def training_layout(file: Path, fmt: str, pre: Preprocessing, column_names: list[str] | None) -> list[str] | None:
+    """The names to give ``file``'s columns when it lacks the inputs by name but matches the training layout."""
+    if not column_names:
+        return None
+    present = peek_columns(file, fmt)
+    if set(pre.input_columns) <= set(present):
+        return None
+    for names in (column_names, [c for c in column_names if c != pre.target]):
+        if len(names) == len(present):
+            return names
+    return None
+
+
 def evaluate_run(path: Path, split: str | None = None, data_file: Path | None = None) -> dict[str, Any]:
     """Loss and metrics of a run's best weights on one of its splits or on a new file.
 
@@ -92,7 +110,8 @@ def evaluate_run(path: Path, split: str | None = None, data_file: Path | None = 
     """
     run = open_run(path)
     if data_file is not None:
-        x, y, _ = read_inputs(run.preprocessing, data_file, with_target=True)
+        x, y, _ = read_inputs(run.preprocessing, data_file, with_target=True,
+                              column_names=run.loaded.recipe.data.column_names)
         source = str(data_file)
     else:
         recipe = run.loaded.recipe
@@ -112,7 +131,7 @@ def predict_file(path: Path, input_file: Path) -> pa.Table:
     """Predictions for every row of ``input_file``: class and probabilities, or values."""
     run = open_run(path)
     pre = run.preprocessing
-    x, _, table = read_inputs(pre, input_file, with_target=False)
+    x, _, table = read_inputs(pre, input_file, with_target=False, column_names=run.loaded.recipe.data.column_names)
     outputs = np.asarray(run.built.task.link(run.outputs(x)))
     columns: dict[str, Any] = {}
     if table is not None and "name" in table.column_names:

@@ -100,3 +100,14 @@ def test_higgs_recipe_reads_uci_headerless_csv_gz(tmp_path, higgs_parquet):
     result = json.loads(cli.stdout)
     assert result["final"]["examples"] == 160  # 20% of the first 800 rows
     assert len(higgs_columns()) == 29
+
+    # The customary test set is another header-less file; inputs to predict come without labels.
+    evaluated = runner.invoke(app, ["evaluate", result["run_dir"], "--data", str(path), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["examples"] == 1000
+    features = tmp_path / "events.csv"
+    features.write_text("".join(",".join(f"{v:.7g}" for v in row[1:]) + "\n"
+                                for row in zip(*(table.column(c).to_pylist()[:5] for c in table.column_names))))
+    predicted = runner.invoke(app, ["predict", result["run_dir"], str(features)])
+    assert predicted.exit_code == 0, predicted.output
+    assert len(predicted.stdout.splitlines()) == 1 + 5

@@ -110,13 +110,22 @@ def _read_csv(path: Path, column_names: list[str] | None, columns: list[str] | N
     return pa.Table.from_batches(batches, schema=reader.schema)
 
 
-def _has_header(path: Path, expected: int) -> bool:
-    """Whether the CSV's first row is a header: no field of it reads as a number."""
+def peek_columns(path: Path, fmt: str) -> list[str]:
+    """The file's column names (a CSV's first row, header or not) without reading its data."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).schema_arrow.names
     import csv as text_csv
 
     with pa.input_stream(str(path), compression="detect") as stream:
         first_line = stream.read(1 << 16).split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
-    fields = next(text_csv.reader([first_line]), [])
+    return next(text_csv.reader([first_line]), [])
+
+
+def _has_header(path: Path, expected: int) -> bool:
+    """Whether the CSV's first row is a header: no field of it reads as a number."""
+    fields = peek_columns(path, "csv")
     if len(fields) != expected:
         raise DlcliError(f"data.column_names gives {expected} names but {path} has {len(fields)} columns. "
                          "Give one name per column, in file order, or --set data.column_names=[] to use the "
