@@ -164,32 +164,19 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, best: TrainSta
                     progress.add(sums)
                     reporter.advance(plan.steps_per_chunk)
                 record = epoch_record(setup, predictor, state, progress, len(x_train))
-                progress.history.append(record)
                 metrics_file.write(json_line(record))
                 metrics_file.flush()
                 reporter.epoch(record)
                 write_epoch_figures(run_dir, setup, state, progress.epoch)
-                is_best, stop_early = stopping.update(progress.epoch, record.get(stopping.monitor, math.nan))
-                if is_best:
+                if end_epoch(progress, stopping, record, recipe.train.epochs, reporter):
                     best = copy_tree(state)
-                progress.train_seconds += progress.epoch_seconds
-                progress.next_epoch()
-                progress.finished = stop_early or progress.epoch > recipe.train.epochs
-                if stop_early:
-                    reporter.note(f"early stopping: {stopping.monitor} did not improve by more than "
-                                  f"{stopping.min_delta} for {stopping.patience} epochs; best epoch "
-                                  f"{stopping.best_epoch}")
             save_resumable(checkpoints, state, best, progress.snapshot(stopping))
     except Diverged as error:
         if saved is None or (saved.epoch, saved.chunk) < (good.epoch, good.chunk):
             save_resumable(checkpoints, good_state, best, good)  # never overwrite a good checkpoint with NaNs
         summary = finish(run_dir, setup, predictor, best, good.history, stopping, "diverged",
                          good.train_seconds, time.perf_counter() - started, run_chunk, diverged_at=error.where)
-        lr = recipe.optimizer.learning_rate
-        raise DlcliError(f"Training diverged: {error}. The run stopped; the last good checkpoint ({good.position}) "
-                         f"and the best weights (epoch {summary['best_epoch']}) are kept in {run_dir}, and "
-                         f"summary.json says \"ended\": \"diverged\". Lower optimizer.learning_rate (now {lr:g}), "
-                         "or set optimizer.clip_global_norm = 1.0.") from None
+        raise diverged_error(error, good, summary["best_epoch"], run_dir, recipe.optimizer.learning_rate) from None
     finally:
         reporter.close()
     ended = "early_stopped" if len(progress.history) < recipe.train.epochs else "completed"
@@ -197,6 +184,26 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, best: TrainSta
                      time.perf_counter() - started, run_chunk, end_of_training=fit_report(setup, predictor, state))
     write_task_figures(run_dir / "plots", setup, state, best)  # autoencoders and GANs: what they learned
     return RunResult(run_dir, summary, progress.history)
+
+
+def end_epoch(progress: Progress, stopping: EarlyStopping, record: dict[str, Any], epochs: int, reporter) -> bool:
+    """Record the finished epoch, advance to the next, decide whether to stop; True if it is the best so far."""
+    progress.history.append(record)
+    is_best, stop_early = stopping.update(progress.epoch, record.get(stopping.monitor, math.nan))
+    progress.train_seconds += progress.epoch_seconds
+    progress.next_epoch()
+    progress.finished = stop_early or progress.epoch > epochs
+    if stop_early:
+        reporter.note(f"early stopping: {stopping.monitor} did not improve by more than {stopping.min_delta} for "
+                      f"{stopping.patience} epochs; best epoch {stopping.best_epoch}")
+    return is_best
+
+
+def diverged_error(error: Diverged, good: Progress, best_epoch: int, run_dir: Path, learning_rate: float) -> DlcliError:
+    return DlcliError(f"Training diverged: {error}. The run stopped; the last good checkpoint ({good.position}) and "
+                      f"the best weights (epoch {best_epoch}) are kept in {run_dir}, and summary.json says "
+                      f"\"ended\": \"diverged\". Lower optimizer.learning_rate (now {learning_rate:g}), or set "
+                      "optimizer.clip_global_norm = 1.0.")
 
 
 def check_finite(sums: dict[str, Any], progress: Progress, plan) -> None:
