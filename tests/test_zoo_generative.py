@@ -14,7 +14,7 @@ from dlcli.errors import DlcliError
 from dlcli.models import build_model
 from dlcli.recipe import load_recipe
 from dlcli.summary import summarize
-from zoo_helpers import run_recipe
+from conftest import train_recipe as run_recipe
 
 
 def modes_covered(samples: np.ndarray, modes: int = 8, radius: float = 2.0, near: float = 0.25) -> tuple[int, float]:

@@ -8,7 +8,7 @@ import pytest
 from dlcli.data.bundled import DATASETS
 from dlcli.errors import DlcliError
 from dlcli.models import MODELS, build_model
-from zoo_helpers import run_recipe
+from conftest import train_recipe as run_recipe
 
 def output_shape(model, shape):
     return jax.eval_shape(model, jax.ShapeDtypeStruct(shape, jnp.float32)).shape
