@@ -71,17 +71,14 @@ def maxout(*, pieces: int = 2) -> Callable:
     """Each unit is the max of ``pieces`` linear pieces (Goodfellow et al., 2013).
 
     Not element-wise: the layer before it must emit ``units * pieces`` values,
-    which :func:`pieces_per_unit` tells a model builder to allocate.
+    which :func:`pieces_per_unit` tells a model builder to allocate (the mlp
+    does; :class:`dlcli.models.layers.Activation` refuses maxout elsewhere).
     """
     if pieces < 1:
         raise DlcliError(f"model.activation: maxout pieces = {pieces}; each unit needs at least 1 linear piece "
                          "(2 or more to be non-linear).")
 
     def fn(x):
-        if x.shape[-1] % pieces:
-            raise DlcliError(f"maxout with {pieces} pieces got a layer of {x.shape[-1]} outputs, not a multiple of "
-                             f"{pieces}: this model kind does not widen its layers for maxout. Use model.kind = "
-                             "\"mlp\", or another activation.")
         grouped = x.reshape(*x.shape[:-1], x.shape[-1] // pieces, pieces)  # (..., units, pieces)
         return grouped.max(axis=-1)
 

@@ -91,6 +91,17 @@ def check_model(recipe: Recipe, source: str) -> None:
                          "Use a model with an `activation` setting, e.g. kind = \"mlp\".")
 
 
+def check_builds(recipe: Recipe, setup) -> None:
+    """Build ``recipe``'s model abstractly (shapes only, nothing computed): raises its DlcliError, if any."""
+    from flax import nnx
+
+    from dlcli.models import build_model
+
+    pre, task = setup.data.preprocessing, setup.built.task
+    nnx.eval_shape(lambda: build_model(recipe.model.kind, recipe.model.settings(), tuple(pre.input_shape),
+                                       task.output_dim, recipe.seed))
+
+
 def unused_settings(loaded: LoadedRecipe, augmented: bool) -> list[str]:
     """Notes for the recipe keys a comparison does not use, when the recipe or --set gave them."""
     notes = []
@@ -141,6 +152,8 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
     if setup.built.task.kind not in ("classification", "regression"):
         raise DlcliError(f"{loaded.source}: compare-activations compares classification and regression recipes; "
                          f"this one is a {setup.built.task.kind} task.")
+    for spec in activations:  # every activation must build with this model before any of them trains
+        check_builds(with_activation(recipe, spec), setup)
     notes = unused_settings(loaded, setup.augment is not None)
     for note in notes:
         reporter.note(note)

@@ -113,6 +113,7 @@ def test_activation_list_reads_names_and_settings():
     (["--activations", "relu,relu"], "more than once"),
     (["--seeds", "0"], "at least 1 seed"),
     (["PERCEPTRON"], "model.kind = 'perceptron' has no hidden activation to compare"),
+    (["digits-cnn", "--activations", "relu,maxout"], "maxout: this model kind does not give its layers the extra"),
 ])
 def test_user_mistakes_exit_2_with_the_fix(args, message, tmp_path):
     perceptron = tmp_path / "perceptron.toml"

@@ -6,6 +6,7 @@ import jax
 from flax import nnx
 
 from dlcli.activations import ActivationSpec, get_activation, split_spec
+from dlcli.errors import DlcliError
 
 
 class Sequential(nnx.Module):
@@ -21,8 +22,13 @@ class Sequential(nnx.Module):
 
 
 class Activation(nnx.Module):
-    def __init__(self, spec: ActivationSpec):
+    def __init__(self, spec: ActivationSpec, *, pieces_allocated: bool = False):
+        """``pieces_allocated``: the layer before emits ``pieces`` values per unit, as maxout needs (mlp does)."""
         self.name = split_spec(spec)[0]
+        if self.name == "maxout" and not pieces_allocated:
+            raise DlcliError("model.activation = maxout: this model kind does not give its layers the extra linear "
+                             "pieces maxout takes the max of. Use maxout with model.kind = \"mlp\", or another "
+                             "activation here.")
         self.fn = get_activation(spec)
 
     def __call__(self, x: jax.Array) -> jax.Array:

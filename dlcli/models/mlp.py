@@ -41,7 +41,7 @@ def mlp(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: list
         layers.append(nnx.Linear(width, size * pieces, rngs=rngs))
         if batch_norm:
             layers.append(nnx.BatchNorm(size * pieces, rngs=rngs))
-        layers.append(Activation(activation))
+        layers.append(Activation(activation, pieces_allocated=True))
         if dropout:
             layers.append(nnx.Dropout(dropout, rngs=rngs))
         width = size
