@@ -11,7 +11,9 @@ Trainers: ``dlcli`` (the recipe through ``dlcli.train.loop.train``; an epoch
 is a few scanned, compiled chunks), ``keras`` (``model.fit`` defaults,
 ``verbose=0``) and ``keras-spe32`` (``compile(steps_per_execution=32)``).
 Timing covers training only (no validation for either), the first epoch
-(compilation) left out: samples/s = training examples / seconds per epoch.
+(compilation) left out: samples/s = training examples / seconds per epoch,
+in wall seconds and in CPU seconds of the process (all threads; on a
+machine shared with other work the CPU figure is the steadier one).
 
     pip install -e '.[bench]'
     python benchmarks/zoo_vs_keras.py                  # 6 epochs each, 3 interleaved repeats
@@ -36,16 +38,40 @@ import numpy as np  # noqa: E402
 RECIPES = ("digits-cnn", "sine-lstm")
 
 
-def run_dlcli(name: str, epochs: int, folder: Path) -> tuple[float, dict]:
+class CpuClock:
+    """A silent reporter noting the process's CPU time (all threads) at each epoch end."""
+
+    def __init__(self):
+        self.marks = [time.process_time()]
+
+    def start(self, *args) -> None:
+        self.marks = [time.process_time()]
+
+    def epoch(self, record: dict) -> None:
+        self.marks.append(time.process_time())
+
+    def advance(self, steps: int) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def run_dlcli(name: str, epochs: int, folder: Path) -> tuple[float, float, dict]:
+    """(samples per wall second, samples per CPU second, summary), epochs 2.. only."""
     from dlcli.recipe import load_recipe
-    from dlcli.report.console import make_reporter
     from dlcli.train.loop import train
 
     loaded = load_recipe(name, [f"train.epochs={epochs}", "data.validation_split=0.0"])
-    result = train(loaded, folder, make_reporter(quiet=True))
+    clock = CpuClock()
+    result = train(loaded, folder, clock)
     steady = [r["time_s"] for r in result.history[1:]]
     examples = result.history[-1]["samples_per_s"] * result.history[-1]["time_s"]
-    return examples / statistics.median(steady), result.summary
+    cpu = statistics.median(b - a for a, b in zip(clock.marks[1:], clock.marks[2:]))
+    return examples / statistics.median(steady), examples / cpu, result.summary
 
 
 def training_split(name: str):
@@ -73,24 +99,26 @@ def keras_model(name: str, input_shape: tuple[int, ...]):
     return model, keras.optimizers.Adam(5e-3), keras.losses.MeanSquaredError()
 
 
-def run_keras(name: str, epochs: int, steps_per_execution: int) -> float:
+def run_keras(name: str, epochs: int, steps_per_execution: int) -> tuple[float, float]:
     import keras
 
     x, y = training_split(name)
     keras.utils.set_random_seed(0)
     model, optimizer, loss = keras_model(name, x.shape[1:])
     model.compile(optimizer=optimizer, loss=loss, steps_per_execution=steps_per_execution)
-    ends: list[float] = []
+    wall: list[float] = []
+    cpu: list[float] = []
 
     class Clock(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
+            self.started = time.perf_counter(), time.process_time()
 
         def on_epoch_end(self, epoch, logs=None):
-            ends.append(time.perf_counter() - self.started)
+            wall.append(time.perf_counter() - self.started[0])
+            cpu.append(time.process_time() - self.started[1])
 
     model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, shuffle=True, callbacks=[Clock()])
-    return len(x) / statistics.median(ends[1:])
+    return len(x) / statistics.median(wall[1:]), len(x) / statistics.median(cpu[1:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,15 +137,18 @@ def main(argv: list[str] | None = None) -> int:
         for name in [args.only] if args.only else RECIPES:
             rates: dict[str, list[float]] = {}
             for _ in range(args.repeat):  # interleaved, so that a busy machine slows every trainer alike
-                dlcli_rate, summary = run_dlcli(name, args.epochs, Path(folder))
-                rates.setdefault("dlcli", []).append(dlcli_rate)
+                *dlcli_rates, summary = run_dlcli(name, args.epochs, Path(folder))
+                rates.setdefault("dlcli", []).append(dlcli_rates)
                 try:
                     rates.setdefault("keras", []).append(run_keras(name, args.epochs, 1))
                     rates.setdefault("keras-spe32", []).append(run_keras(name, args.epochs, 32))
                 except ImportError:
                     print("keras is not installed: pip install -e '.[bench]'", file=sys.stderr)
-            row = {"recipe": name, **{k: statistics.median(v) for k, v in rates.items() if v},
-                   "dlcli_compilations": summary["compilations"]["train_chunk"]}
+            row = {"recipe": name, "dlcli_compilations": summary["compilations"]["train_chunk"]}
+            for trainer, pairs in rates.items():
+                if pairs:
+                    row[trainer] = statistics.median(wall for wall, _ in pairs)
+                    row[f"{trainer} per cpu-s"] = statistics.median(cpu for _, cpu in pairs)
             results.append(row)
     device = jax.devices()[0]
     if args.json:
@@ -125,11 +156,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"training samples/s, median of epochs 2..{args.epochs}, median of {args.repeat} interleaved runs, "
           f"device {device.platform} x{jax.device_count()}")
-    print(f"{'recipe':<12} {'dlcli':>10} {'keras':>10} {'keras-spe32':>12} {'dlcli/keras':>12} {'dlcli/spe32':>12}")
+    print("(per cpu-s: samples per CPU second of the process, all threads; steadier than wall time on a busy machine)")
+    print(f"{'recipe':<12} {'per':<6} {'dlcli':>10} {'keras':>10} {'keras-spe32':>12} {'dlcli/keras':>12} "
+          f"{'dlcli/spe32':>12}")
     for row in results:
-        keras_rate, spe = row.get("keras", float("nan")), row.get("keras-spe32", float("nan"))
-        print(f"{row['recipe']:<12} {row['dlcli']:>10,.0f} {keras_rate:>10,.0f} {spe:>12,.0f} "
-              f"{row['dlcli'] / keras_rate:>12.2f} {row['dlcli'] / spe:>12.2f}")
+        for label, suffix in (("wall-s", ""), ("cpu-s", " per cpu-s")):
+            ours = row["dlcli" + suffix]
+            keras_rate = row.get("keras" + suffix, float("nan"))
+            spe = row.get("keras-spe32" + suffix, float("nan"))
+            print(f"{row['recipe']:<12} {label:<6} {ours:>10,.0f} {keras_rate:>10,.0f} {spe:>12,.0f} "
+                  f"{ours / keras_rate:>12.2f} {ours / spe:>12.2f}")
     return 0
 
 
