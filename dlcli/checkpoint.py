@@ -131,6 +131,8 @@ def save_checkpoint(path: Path, tree: Any, meta: dict[str, Any] | None = None) -
     try:
         with ocp.PyTreeCheckpointer() as checkpointer:
             checkpointer.save(fresh.resolve(), _to_storable(tree))
+        if jax.process_index() != 0:
+            return  # in a multi-process run every process joins the save, and process 0 writes it
         if meta is not None:
             write_json(fresh / "meta.json", meta)
     except OSError as error:

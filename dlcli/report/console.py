@@ -66,6 +66,13 @@ class PlainReporter:
         pass
 
 
+class QuietReporter(PlainReporter):
+    """Prints nothing: the processes of a multi-process run other than process 0."""
+
+    def __init__(self):
+        super().__init__(Console(quiet=True))
+
+
 class RichReporter(PlainReporter):
     """Live epoch and step bars with the latest loss and samples/s; the full metrics
     line of each epoch (thinned like :class:`PlainReporter`) scrolls above them."""

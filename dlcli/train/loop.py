@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -35,13 +37,14 @@ from dlcli.errors import DlcliError
 from dlcli.evaluate import epoch_metrics, outputs_report
 from dlcli.optim import learning_rate_scale
 from dlcli.recipe import LoadedRecipe, load_recipe, to_toml
+from dlcli.report.console import QuietReporter
 from dlcli.report.generative import write_epoch_figures, write_task_figures
 from dlcli.train.batches import epoch_indices
 from dlcli.train.early_stopping import EarlyStopping
 from dlcli.train.interrupt import Interrupted, StopRequests
 from dlcli.train.progress import Progress, load_resumable, save_resumable
 from dlcli.train.setup import Setup, check_metrics, check_monitor, checkpoint_bytes, make_stopping, prepare  # noqa: F401
-from dlcli.train.sharding import placement_for
+from dlcli.train.sharding import is_primary, maybe_initialize_distributed
 from dlcli.train.step import TrainState, make_chunk_fn
 from dlcli.train.task_steps import make_task_step
 
@@ -68,6 +71,14 @@ def train(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
       out: the folder under which ``<name>/<timestamp>/`` is created.
       reporter: receives progress (see :mod:`dlcli.report.console`).
     """
+    maybe_initialize_distributed()
+    if not is_primary():  # the other processes of a multi-process run compute, process 0 writes
+        with tempfile.TemporaryDirectory(prefix="dlcli-worker-") as scratch:
+            return train_here(loaded, Path(scratch), QuietReporter())
+    return train_here(loaded, out, reporter)
+
+
+def train_here(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
     recipe = loaded.recipe
     ensure_writable(out / recipe.name)  # fail before loading data, not after
     setup = prepare(loaded)
@@ -89,6 +100,9 @@ def resume(run_dir: Path, reporter) -> RunResult:
     The run's ``recipe.toml`` is the recipe; the data must still give the
     preprocessing the run fitted. Only the run's own files are rewritten.
     """
+    if os.environ.get("DLCLI_COORDINATOR"):
+        raise DlcliError("--resume runs in one process: unset DLCLI_COORDINATOR (a multi-process run is resumed "
+                         "on one machine, with all its devices).")
     check_resumable(run_dir)
     setup = prepare(load_recipe(str(run_dir / "recipe.toml")))
     fitted = json.loads(json.dumps(asdict(setup.data.preprocessing)))
@@ -132,10 +146,10 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, best: TrainSta
                            recipe.train.l2, setup.augment)
     run_chunk = make_chunk_fn(step)
     predictor = Predictor(built.eval_graph)
-    placement = placement_for(plan.batch_size)
+    placement = setup.placement
     state, best = placement.put_replicated((state, best))
     x_train, y_train = setup.data.splits["train"]
-    x_all, y_all = placement.put_replicated((x_train, y_train))
+    x_all, y_all = setup.device_inputs("train"), placement.put_replicated(y_train)
     stopping = EarlyStopping(**progress.stopping) if progress.stopping else setup.stopping
     checkpoints = run_dir / "checkpoints"
     write_text(run_dir / "metrics.jsonl", "".join(json_line(r) for r in progress.history))  # drop unsaved epochs
@@ -238,8 +252,8 @@ def epoch_record(setup: Setup, predictor: Predictor, state: TrainState, progress
         record["accuracy"] = sums["correct"] / sums["count"]
     record.update({key: value / sums["count"] for key, value in sums.items() if key.endswith("_loss")})  # a GAN's two
     if "val" in setup.data.splits:
-        x_val, y_val = setup.data.splits["val"]
-        logits = predictor(state.params, state.rest, jax.device_put(x_val))
+        y_val = setup.data.splits["val"][1]
+        logits = predictor(state.params, state.rest, setup.device_inputs("val"))
         report = outputs_report(built.task, built.loss_fn, logits, y_val, setup.data.preprocessing.classes)
         record.update(epoch_metrics(report, setup.wanted, "val_"))
     learning_rate = float(setup.schedule(int(state.step) - 1)) * learning_rate_scale(state.opt_state)
@@ -259,8 +273,8 @@ def fit_report(setup: Setup, predictor: Predictor, state: TrainState) -> dict[st
         return out
     for split in ("train", "val"):
         if split in setup.data.splits:
-            x, y = setup.data.splits[split]
-            logits = predictor(state.params, state.rest, jax.device_put(x))
+            y = setup.data.splits[split][1]
+            logits = predictor(state.params, state.rest, setup.device_inputs(split))
             report = outputs_report(setup.built.task, setup.built.loss_fn, logits, y, setup.data.preprocessing.classes)
             out[split] = {k: report[k] for k in ("loss", "accuracy", "mse") if k in report}
     return out
@@ -287,8 +301,8 @@ def finish(run_dir: Path, setup: Setup, predictor: Predictor, best: TrainState, 
 
     data, built = setup.data, setup.built
     split = final_split(data)
-    x, y = data.splits[split]
-    logits = predictor(best.params, best.rest, jax.device_put(x))
+    y = data.splits[split][1]
+    logits = predictor(best.params, best.rest, setup.device_inputs(split))
     report = outputs_report(built.task, built.loss_fn, logits, y, data.preprocessing.classes)
     examples = sum(r["samples_per_s"] * r["time_s"] for r in history)
     summary = {

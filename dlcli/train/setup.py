@@ -10,7 +10,7 @@ exists (the fuzz tests drive this path).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -27,6 +27,7 @@ from dlcli.recipe import LoadedRecipe, Recipe
 from dlcli.train.batches import Plan, make_plan
 from dlcli.train.early_stopping import EarlyStopping
 from dlcli.train.penalties import check_penalties
+from dlcli.train.sharding import Placement, placement_for
 from dlcli.train.step import TrainState
 
 
@@ -41,6 +42,8 @@ class Setup:
     schedule: Callable[[int], Any]
     stopping: EarlyStopping
     augment: Callable | None  # (key, x) -> x, on the device
+    placement: Placement  # the devices training runs on
+    _placed: dict[str, jax.Array] = field(default_factory=dict, repr=False)
 
     @property
     def recipe(self) -> Recipe:
@@ -51,6 +54,12 @@ class Setup:
         key = jax.random.key(self.recipe.seed) if self.augment is not None else None
         return TrainState(self.built.params, self.built.rest, self.optimizer.init(self.built.params),
                           jnp.zeros((), jnp.int32), key)
+
+    def device_inputs(self, split: str) -> jax.Array:
+        """A split's inputs on the training devices, placed once and reused every epoch."""
+        if split not in self._placed:
+            self._placed[split] = self.placement.put_replicated(self.data.splits[split][0])
+        return self._placed[split]
 
 
 def check_metrics(recipe: Recipe, task_kind: str) -> list[str]:
@@ -107,7 +116,8 @@ def prepare(loaded: LoadedRecipe) -> Setup:
     stopping = make_stopping(recipe, "val" in data.splits, wanted)
     augment = build_augment(recipe.train.augment, data.preprocessing.input_shape)
     check_penalties(built.params, recipe.train.l1, recipe.train.l2)
-    return Setup(loaded, data, built, wanted, plan, optimizer, schedule, stopping, augment)
+    return Setup(loaded, data, built, wanted, plan, optimizer, schedule, stopping, augment,
+                 placement_for(plan.batch_size))
 
 
 def checkpoint_bytes(state: Any) -> int:

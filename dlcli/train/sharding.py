@@ -18,11 +18,33 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from dlcli.errors import DlcliError
+
 
 def maybe_initialize_distributed() -> None:
-    """Join a multi-host job when the launcher set JAX's coordinator variables."""
-    if os.environ.get("JAX_COORDINATOR_ADDRESS") and jax.process_count() == 1:
-        jax.distributed.initialize()
+    """Join a multi-process job when ``DLCLI_COORDINATOR`` (host:port) is set.
+
+    Every process runs the same ``dlcli train`` with ``DLCLI_NUM_PROCESSES``
+    and its own ``DLCLI_PROCESS_ID``; process 0 writes the run directory.
+    """
+    coordinator = os.environ.get("DLCLI_COORDINATOR")
+    if not coordinator or jax.distributed.is_initialized():
+        return
+    try:
+        count, index = int(os.environ["DLCLI_NUM_PROCESSES"]), int(os.environ["DLCLI_PROCESS_ID"])
+    except (KeyError, ValueError):
+        raise DlcliError("DLCLI_COORDINATOR is set, so DLCLI_NUM_PROCESSES (how many processes) and "
+                         "DLCLI_PROCESS_ID (this one's index, 0 for the one that writes the run) must be set to "
+                         "integers too.") from None
+    if not 0 <= index < count:
+        raise DlcliError(f"DLCLI_PROCESS_ID={index} must be between 0 and DLCLI_NUM_PROCESSES-1 ({count - 1}).")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes need a collectives backend
+    jax.distributed.initialize(coordinator, num_processes=count, process_id=index)
+
+
+def is_primary() -> bool:
+    """True in the process that writes files (the only one, unless several processes train together)."""
+    return jax.process_index() == 0
 
 
 @dataclass(frozen=True)
