@@ -43,9 +43,11 @@ class PlainReporter:
     def __init__(self, console: Console):
         self.console = console
         self.epochs = 0
+        self.compiling = True  # the first epoch this process runs pays for compilation
 
     def start(self, name: str, epochs: int, steps_per_epoch: int, examples: int, run_dir: str) -> None:
         self.epochs = epochs
+        self.compiling = True
         self.console.print(f"training {name}: {examples} examples, {steps_per_epoch} steps/epoch, up to {epochs} "
                            f"epochs -> {run_dir}")
 
@@ -53,11 +55,13 @@ class PlainReporter:
         pass
 
     def epoch(self, record: dict[str, Any]) -> None:
+        compiling, self.compiling = self.compiling, False
         every = max(1, self.epochs // 25)  # long runs of tiny epochs print about 25 lines
-        if record["epoch"] % every and record["epoch"] not in (1, self.epochs):
+        if record["epoch"] % every and record["epoch"] not in (1, self.epochs) and not compiling:
             return
         self.console.print(f"epoch {record['epoch']}/{self.epochs}  {format_metrics(record)}  "
-                           f"{record['samples_per_s']:,.0f} samples/s  {record['time_s']:.2f}s")
+                           f"{record['samples_per_s']:,.0f} samples/s  {record['time_s']:.2f}s"
+                           + ("  (includes compiling)" if compiling else ""))
 
     def note(self, text: str) -> None:
         self.console.print(text)
