@@ -39,6 +39,10 @@ def epoch_indices(n: int, plan: Plan, seed: int, epoch: int, shuffle: bool = Tru
     idx = np.zeros(total, np.int32)
     weight = np.zeros(total, np.float32)
     idx[:n], weight[:n] = order, 1.0
+    # Padding rows weigh nothing in the loss, but batch normalisation still sees
+    # them: fill them with real examples (the epoch's first ones) rather than
+    # copies of one row, so a partial last batch keeps honest batch statistics.
+    idx[n:] = order[np.arange(total - n) % n]
     shape = (plan.chunks, plan.steps_per_chunk, plan.batch_size)
     return idx.reshape(shape), weight.reshape(shape)
 
