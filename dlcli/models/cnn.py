@@ -9,7 +9,6 @@ data; a ``(H, W)`` grey image gets its channel axis added.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import jax
