@@ -34,8 +34,8 @@ class Run:
         return Predictor(self.built.eval_graph)(self.params, self.rest, jax.device_put(x))
 
 
-def open_run(path: Path, checkpoint: str = "best") -> Run:
-    """Rebuild a run's model from its recipe.toml and load its ``best`` (or ``last``) weights."""
+def open_run(path: Path) -> Run:
+    """Rebuild a run's model from its recipe.toml and load its best weights."""
     for name in ("recipe.toml", "preprocessing.json"):
         if not (path / name).is_file():
             raise DlcliError(f"'{path}' is not a dlcli run directory: {name} is missing. Pass the folder that "
@@ -43,7 +43,7 @@ def open_run(path: Path, checkpoint: str = "best") -> Run:
     loaded = load_recipe(str(path / "recipe.toml"))
     pre = Preprocessing.load(path / "preprocessing.json")
     built = assemble(loaded.recipe, pre)
-    params, rest = load_checkpoint_params(path / "checkpoints" / checkpoint, built, loaded.recipe)
+    params, rest = load_checkpoint_params(path / "checkpoints" / "best", built, loaded.recipe)
     return Run(path, loaded, pre, built, params, rest)
 
 

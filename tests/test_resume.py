@@ -51,8 +51,8 @@ def without_timing(history: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("time_s", "samples_per_s")} for r in history]
 
 
-def leaves(run_dir: Path, checkpoint: str) -> list[np.ndarray]:
-    run = open_run(run_dir, checkpoint)
+def best_leaves(run_dir: Path) -> list[np.ndarray]:
+    run = open_run(run_dir)
     return [np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
             for x in jax.tree.leaves((run.params, run.rest))]
 
@@ -74,7 +74,7 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path: Path):
     assert without_timing(resumed.history) == without_timing(full.history)
     assert without_timing([json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]) == \
         without_timing(full.history)
-    for a, b in zip(leaves(full.run_dir, "best"), leaves(run_dir, "best")):
+    for a, b in zip(best_leaves(full.run_dir), best_leaves(run_dir)):
         np.testing.assert_array_equal(a, b)
     assert resumed.summary["final"] == full.summary["final"]
     assert resumed.summary["end_of_training"] == full.summary["end_of_training"]
@@ -136,7 +136,7 @@ def test_a_real_signal_checkpoints_and_exits(tmp_path: Path, signum: int, code: 
     assert summary["ended"] == "interrupted" and summary["signal"] == signal.Signals(signum).name
     assert summary["epochs_run"] >= 1
     # The saved state is loadable and is what evaluate would use.
-    assert all(np.isfinite(leaf).all() for leaf in leaves(run_dir, "best"))
+    assert all(np.isfinite(leaf).all() for leaf in best_leaves(run_dir))
     assert (run_dir / "checkpoints" / "last" / "meta.json").is_file()
 
 

@@ -171,13 +171,14 @@ def fit_labels(values: np.ndarray, label_map: dict[str, int] | None, classes: li
                              f"{sorted(label_map.values())}.")
         names = [next(k for k, v in label_map.items() if v == i) for i in indices]
         return names, dict(label_map)
-    keys = sorted({label_key(v) for v in distinct_values(values)[0]}, key=lambda k: (not _is_number(k), _as_number(k), k))
+    keys = sorted({label_key(v) for v in distinct_values(values)[0]}, key=lambda k: (not is_number(k), _as_number(k), k))
     if classes is not None and all(k.isdigit() and int(k) < len(classes) for k in keys):
         return classes, {str(i): i for i in range(len(classes))}
     return keys, {k: i for i, k in enumerate(keys)}
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """True for text that reads as a number (a label or a CSV field)."""
     try:
         float(text)
         return True
@@ -186,7 +187,7 @@ def _is_number(text: str) -> bool:
 
 
 def _as_number(text: str) -> float:
-    return float(text) if _is_number(text) else 0.0
+    return float(text) if is_number(text) else 0.0
 
 
 def feature_statistics(x: np.ndarray, skip: np.ndarray | None = None) -> tuple[list[float], list[float]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from dlcli.data.preprocess import is_number
 from dlcli.errors import DlcliError, choices_text, did_you_mean
 
 TABLE_FORMATS = ("csv", "parquet")
@@ -130,15 +131,7 @@ def _has_header(path: Path, expected: int) -> bool:
         raise DlcliError(f"data.column_names gives {expected} names but {path} has {len(fields)} columns. "
                          "Give one name per column, in file order, or --set data.column_names=[] to use the "
                          "file's own header.")
-    return not any(_is_number(field) for field in fields)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+    return not any(is_number(field) for field in fields)
 
 
 def _read_parquet(path: Path, column_names: list[str] | None, columns: list[str] | None, limit: int | None) -> pa.Table:

@@ -20,7 +20,7 @@ from flax import nnx
 
 from dlcli.models.gan import player
 from dlcli.tasks import Task
-from dlcli.train.step import LossFn, TrainState, weight_penalty
+from dlcli.train.step import LossFn, TrainState, augment_batch, unless_padding, weight_penalty
 
 
 def make_adversarial_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.GradientTransformation,
@@ -29,10 +29,7 @@ def make_adversarial_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: op
 
     def step(state: TrainState, x: jax.Array, y: jax.Array, w: jax.Array) -> tuple[TrainState, dict]:
         count = w.sum()
-        if augment is not None:
-            key, batch_key = jax.random.split(state.key)
-            state = state._replace(key=key)
-            x = augment(batch_key, x)
+        state, x = augment_batch(state, x, augment)
         model = nnx.merge(graphdef, state.params, state.rest, copy=True)
         z = model.noise(x.shape[0])  # (B, noise_dim), one draw shared by both players
         _, _, rest = nnx.split(model, nnx.Param, ...)  # the noise stream advanced
@@ -59,7 +56,7 @@ def make_adversarial_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: op
         value = mean(d_losses + g_losses)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params, value=value)
         new = TrainState(optax.apply_updates(state.params, updates), rest, opt_state, state.step + 1, state.key)
-        new = jax.tree.map(lambda a, b: jnp.where(count > 0, a, b), new, state)
+        new = unless_padding(count, new, state)
         return new, {"loss": ((d_losses + g_losses) * w).sum(), "discriminator_loss": (d_losses * w).sum(),
                      "generator_loss": (g_losses * w).sum(), "count": count}
 

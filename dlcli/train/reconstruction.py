@@ -10,7 +10,7 @@ import optax
 from flax import nnx
 
 from dlcli.tasks import Task
-from dlcli.train.step import LossFn, TrainState, weight_penalty
+from dlcli.train.step import LossFn, TrainState, augment_batch, unless_padding, weight_penalty
 
 
 def make_reconstruction_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.GradientTransformation,
@@ -25,10 +25,7 @@ def make_reconstruction_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer:
 
     def step(state: TrainState, x: jax.Array, y: jax.Array, w: jax.Array) -> tuple[TrainState, dict]:
         count = w.sum()
-        if augment is not None:
-            key, batch_key = jax.random.split(state.key)
-            state = state._replace(key=key)
-            x = augment(batch_key, x)
+        state, x = augment_batch(state, x, augment)
 
         def objective(params):
             model = nnx.merge(graphdef, params, state.rest, copy=True)
@@ -42,7 +39,7 @@ def make_reconstruction_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer:
         (_, (data_loss, losses, errors, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params, value=data_loss)
         new = TrainState(optax.apply_updates(state.params, updates), rest, opt_state, state.step + 1, state.key)
-        new = jax.tree.map(lambda a, b: jnp.where(count > 0, a, b), new, state)
+        new = unless_padding(count, new, state)
         return new, {"loss": (losses * w).sum(), "reconstruction_loss": (errors * w).sum(), "count": count}
 
     return step

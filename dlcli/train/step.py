@@ -37,6 +37,19 @@ class TrainState(NamedTuple):
     key: Any = None  # PRNG key of on-device data augmentation (None without augmentation)
 
 
+def augment_batch(state: TrainState, x: jax.Array, augment: Callable | None) -> tuple[TrainState, jax.Array]:
+    """Transform the batch on the device with a key split from ``state.key`` (seeded, so resumes are exact)."""
+    if augment is None:
+        return state, x
+    key, batch_key = jax.random.split(state.key)
+    return state._replace(key=key), augment(batch_key, x)
+
+
+def unless_padding(count: jax.Array, new: TrainState, old: TrainState) -> TrainState:
+    """The updated state, or the old one untouched when the batch was all padding (``count == 0``)."""
+    return jax.tree.map(lambda a, b: jnp.where(count > 0, a, b), new, old)
+
+
 def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.GradientTransformation, task: Task,
                     l1: float = 0.0, l2: float = 0.0, augment: Callable | None = None) -> Callable:
     """``step(state, x, y, w) -> (state, sums)``: one optimizer update on one batch.
@@ -49,10 +62,7 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.Gr
 
     def step(state: TrainState, x: jax.Array, y: jax.Array, w: jax.Array) -> tuple[TrainState, dict]:
         count = w.sum()
-        if augment is not None:
-            key, batch_key = jax.random.split(state.key)
-            state = state._replace(key=key)
-            x = augment(batch_key, x)
+        state, x = augment_batch(state, x, augment)
 
         def objective(params):
             model = nnx.merge(graphdef, params, state.rest, copy=True)  # fresh Variables: dropout/BN mutate them under grad
@@ -65,7 +75,7 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.Gr
         (_, (data_loss, logits, losses, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params, value=data_loss)
         new = TrainState(optax.apply_updates(state.params, updates), rest, opt_state, state.step + 1, state.key)
-        new = jax.tree.map(lambda a, b: jnp.where(count > 0, a, b), new, state)
+        new = unless_padding(count, new, state)
         sums = {"loss": (losses * w).sum(), "count": count}
         if task.kind == "classification":
             sums["correct"] = (task.correct(logits, y) * w).sum()
