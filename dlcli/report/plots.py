@@ -52,13 +52,16 @@ def _as_number(value) -> float | None:
     return float(array) if array.ndim == 0 and array.dtype.kind in "iuf" else None
 
 
+NOT_CURVES = {"epoch", "time_s", "samples_per_s"}  # bookkeeping, not something the network learned
+
+
 def _metric_families(history: Sequence[dict]) -> list[str]:
     """Metric names without the ``val_`` prefix: loss first, then first-seen order."""
     families: list[str] = []
     for record in history:
         for key, value in record.items():
             name = key.removeprefix(VALIDATION_PREFIX)
-            if key != "epoch" and _as_number(value) is not None and name not in families:
+            if key not in NOT_CURVES and _as_number(value) is not None and name not in families:
                 families.append(name)
     if "loss" in families:
         families.remove("loss")
