@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import optax
 from flax import nnx
 
 from dlcli.tasks import Task
-from dlcli.train.step import LossFn, TrainState, augment_batch, unless_padding, weight_penalty
+from dlcli.train.step import LossFn, TrainState, augment_batch, descend
 
 
 def make_reconstruction_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.GradientTransformation,
@@ -27,19 +26,12 @@ def make_reconstruction_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer:
         count = w.sum()
         state, x = augment_batch(state, x, augment)
 
-        def objective(params):
-            model = nnx.merge(graphdef, params, state.rest, copy=True)
+        def per_example(model):
             outputs, penalty = model.train_outputs(x)  # (B, ...), (B,)
             errors = loss_fn(outputs, x)  # (B,)
-            losses = errors + penalty
-            data_loss = (losses * w).sum() / jnp.maximum(count, 1.0)
-            _, _, rest = nnx.split(model, nnx.Param, ...)
-            return data_loss + weight_penalty(params, l1, l2), (data_loss, losses, errors, rest)
+            return errors + penalty, errors
 
-        (_, (data_loss, losses, errors, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params, value=data_loss)
-        new = TrainState(optax.apply_updates(state.params, updates), rest, opt_state, state.step + 1, state.key)
-        new = unless_padding(count, new, state)
+        new, losses, errors = descend(graphdef, optimizer, state, w, count, per_example, l1, l2)
         return new, {"loss": (losses * w).sum(), "reconstruction_loss": (errors * w).sum(), "count": count}
 
     return step

@@ -50,6 +50,28 @@ def unless_padding(count: jax.Array, new: TrainState, old: TrainState) -> TrainS
     return jax.tree.map(lambda a, b: jnp.where(count > 0, a, b), new, old)
 
 
+def descend(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, state: TrainState, w: jax.Array,
+            count: jax.Array, per_example: Callable, l1: Any, l2: Any) -> tuple[TrainState, jax.Array, Any]:
+    """One optimizer update on the weighted mean of ``per_example(model) -> (losses (B,), aux)``.
+
+    Returns the new state (the old one for an all-padding batch), the
+    per-example losses and ``aux``. L1/L2 penalties join the objective, not
+    the reported loss; the optimizer sees the data loss as ``value``.
+    """
+
+    def objective(params):
+        model = nnx.merge(graphdef, params, state.rest, copy=True)  # fresh Variables: dropout/BN mutate them under grad
+        losses, aux = per_example(model)
+        data_loss = (losses * w).sum() / jnp.maximum(count, 1.0)
+        _, _, rest = nnx.split(model, nnx.Param, ...)
+        return data_loss + weight_penalty(params, l1, l2), (data_loss, losses, aux, rest)
+
+    (_, (data_loss, losses, aux, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params, value=data_loss)
+    new = TrainState(optax.apply_updates(state.params, updates), rest, opt_state, state.step + 1, state.key)
+    return unless_padding(count, new, state), losses, aux
+
+
 def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.GradientTransformation, task: Task,
                     l1: float = 0.0, l2: float = 0.0, augment: Callable | None = None) -> Callable:
     """``step(state, x, y, w) -> (state, sums)``: one optimizer update on one batch.
@@ -64,18 +86,11 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.Gr
         count = w.sum()
         state, x = augment_batch(state, x, augment)
 
-        def objective(params):
-            model = nnx.merge(graphdef, params, state.rest, copy=True)  # fresh Variables: dropout/BN mutate them under grad
+        def per_example(model):
             logits = model(x)  # (B, O)
-            losses = loss_fn(logits, y)  # (B,)
-            data_loss = (losses * w).sum() / jnp.maximum(count, 1.0)
-            _, _, rest = nnx.split(model, nnx.Param, ...)
-            return data_loss + weight_penalty(params, l1, l2), (data_loss, logits, losses, rest)
+            return loss_fn(logits, y), logits  # (B,), (B, O)
 
-        (_, (data_loss, logits, losses, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params, value=data_loss)
-        new = TrainState(optax.apply_updates(state.params, updates), rest, opt_state, state.step + 1, state.key)
-        new = unless_padding(count, new, state)
+        new, losses, logits = descend(graphdef, optimizer, state, w, count, per_example, l1, l2)
         sums = {"loss": (losses * w).sum(), "count": count}
         if task.kind == "classification":
             sums["correct"] = (task.correct(logits, y) * w).sum()
