@@ -3,7 +3,8 @@
 Each cell keeps one input kernel ``(F, G*H)``, one recurrent kernel
 ``(H, G*H)`` and a bias for its ``G`` gates (Keras's layout), so that the
 input's contribution to every gate at every step is one matrix product
-``(B*T, F) @ (F, G*H)`` made *before* the time loop; inside ``lax.scan``
+``(B*T, F) @ (F, G*H)`` made *before* the time loop (on accelerators and
+for wide cells, see :meth:`FusedCell.hoist_projection`); inside ``lax.scan``
 each step then costs one ``(B, H) @ (H, G*H)`` product. (Flax's cells keep
 a separate small Linear per gate: eight matmuls a step for an LSTM.)
 Initialisation follows Keras: Glorot-uniform input kernels, orthogonal
@@ -42,10 +43,25 @@ class FusedCell(nnx.Module):
 
     def scan(self, x: jax.Array, reverse: bool = False) -> tuple[jax.Array, jax.Array]:
         """x (B, T, F) -> outputs (B, T, H) and the last step's output (B, H) (the first, reversed)."""
-        projected = x @ self.kernel[...] + self.bias[...]  # (B, T, G*H), all steps at once
-        carry, outputs = jax.lax.scan(self.step, self.initial_carry(x.shape[0]), jnp.swapaxes(projected, 0, 1),
+        kernel, bias = self.kernel[...], self.bias[...]
+        if self.hoist_projection():
+            inputs, step = x @ kernel + bias, self.step  # (B, T, G*H), all steps at once
+        else:
+            inputs, step = x, lambda carry, x_t: self.step(carry, x_t @ kernel + bias)  # x_t: (B, F)
+        carry, outputs = jax.lax.scan(step, self.initial_carry(x.shape[0]), jnp.swapaxes(inputs, 0, 1),
                                       reverse=reverse)  # outputs: (T, B, H)
         return jnp.swapaxes(outputs, 0, 1), outputs[0] if reverse else outputs[-1]
+
+    def hoist_projection(self) -> bool:
+        """Project the whole sequence before the loop, or each step inside it?
+
+        Measured on a 2-core CPU (batch 32, 40 steps, train step with Adam):
+        up to 64 hidden units the per-step product is faster (F=1, H=32: 36 ms
+        against 53 ms an epoch of 44 steps; F=32, H=64: 120 against 137), at
+        128 units the hoisted one (F=64, H=128: 349 against 440). An
+        accelerator prefers the one large product.
+        """
+        return jax.default_backend() != "cpu" or self.hidden_features > 64
 
 
 class SimpleCell(FusedCell):
