@@ -32,7 +32,6 @@ import jax.numpy as jnp
 from dlcli.assemble import Predictor
 from dlcli.checkpoint import create_run_dir, ensure_writable, run_lock, write_json, write_text
 from dlcli.data import Prepared
-from dlcli.data.preprocess import Preprocessing
 from dlcli.errors import DlcliError
 from dlcli.evaluate import epoch_metrics, outputs_report
 from dlcli.optim import learning_rate_scale
@@ -43,7 +42,7 @@ from dlcli.train.batches import epoch_indices
 from dlcli.train.early_stopping import EarlyStopping
 from dlcli.train.interrupt import Interrupted, StopRequests
 from dlcli.train.progress import Progress, load_resumable, save_resumable
-from dlcli.train.setup import Setup, check_metrics, check_monitor, checkpoint_bytes, make_stopping, prepare  # noqa: F401
+from dlcli.train.setup import Setup, checkpoint_bytes, prepare
 from dlcli.train.sharding import is_primary, maybe_initialize_distributed
 from dlcli.train.step import TrainState, make_chunk_fn
 from dlcli.train.task_steps import make_task_step
