@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +41,27 @@ def task_from(pre: Preprocessing, loss: str | None = None) -> Task:
     return task_for(pre.task, len(pre.classes) if pre.classes else None, target_dim, sigmoid)
 
 
-def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None) -> Assembled:
-    """Build the task, model (initialised from ``seed``, default the recipe's) and loss."""
+def initialised(build: Callable[[], nnx.Module], abstract: bool = False) -> nnx.Module:
+    """The module ``build`` makes, its weights drawn by one compiled program (or only shaped, if ``abstract``).
+
+    Built eagerly, every initialiser of every layer is its own small XLA
+    program; under ``jit`` the whole initialisation is one (and it is cached).
+    """
+    shaped = nnx.eval_shape(build)  # mistakes in [model] surface here, before any compilation
+    if abstract:
+        return shaped
+    graphdef, _ = nnx.split(shaped)
+    return nnx.merge(graphdef, jax.jit(lambda: nnx.state(build()))())
+
+
+def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None, abstract: bool = False) -> Assembled:
+    """Build the task, model (initialised from ``seed``, default the recipe's) and loss.
+
+    With ``abstract``, the weights are shapes only: for a run whose weights come from a checkpoint.
+    """
     task = task_from(pre, recipe.loss.kind if recipe.loss else None)
-    model = build_model(recipe.model.kind, recipe.model.settings(), tuple(pre.input_shape), task.output_dim,
-                        recipe.seed if seed is None else seed)
+    model = initialised(lambda: build_model(recipe.model.kind, recipe.model.settings(), tuple(pre.input_shape),
+                                            task.output_dim, recipe.seed if seed is None else seed), abstract)
     loss = recipe.loss.kind if recipe.loss else task.default_loss
     loss_fn = LOSSES.build(loss, recipe.loss.settings() if recipe.loss else {}, task, where="[loss]")
     model.eval()
@@ -60,6 +77,20 @@ class Predictor:
     def __init__(self, eval_graph: nnx.GraphDef, batch_size: int = 4096):
         self._predict = make_predict_fn(eval_graph)
         self.batch_size = batch_size
+        self._judged = {}
+
+    def judge(self, built: Assembled, params: Any, rest: Any, x: jax.Array, y: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(outputs, per-example losses, linked predictions) of ``x`` against ``y``: one compiled program."""
+        if built.loss_fn not in self._judged:
+            def judged(params, rest, x, idx, y):
+                outputs = self._predict(params, rest, x, idx)
+                outputs = outputs.reshape(-1, *outputs.shape[2:])[:len(y)]
+                return outputs, built.loss_fn(outputs, y), built.task.link(outputs)
+
+            self._judged[built.loss_fn] = jax.jit(judged)
+        idx, _ = eval_indices(len(x), self.batch_size)
+        return tuple(np.asarray(a) for a in self._judged[built.loss_fn](params, rest, x, idx, y))
 
     def __call__(self, params: Any, rest: Any, x: jax.Array) -> np.ndarray:
         idx, n = eval_indices(len(x), self.batch_size)

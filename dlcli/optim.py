@@ -96,13 +96,13 @@ def reduce_on_plateau(steps_per_epoch: int, *, factor: float = 0.5, patience: in
                                            accumulation_size=max(1, steps_per_epoch), min_scale=min_scale)
 
 
-def learning_rate_scale(opt_state: Any) -> float:
-    """The reduce-on-plateau factor now applied to the learning rate (1.0 without it)."""
+def learning_rate_scale(opt_state: Any) -> Any:
+    """The reduce-on-plateau factor now applied to the learning rate (1.0 without it); traceable."""
     from optax.contrib import ReduceLROnPlateauState
 
     found = [node for node in jax.tree.leaves(opt_state, is_leaf=lambda n: isinstance(n, ReduceLROnPlateauState))
              if isinstance(node, ReduceLROnPlateauState)]
-    return float(found[0].scale) if found else 1.0
+    return found[0].scale if found else 1.0
 
 
 def weights_only(params: Any) -> Any:

@@ -68,7 +68,9 @@ class EarlyStoppingConfig(Section):
 class TrainConfig(Section):
     epochs: int = Field(10, ge=1, le=1_000_000)
     batch_size: int | Literal["full"] = 32
-    chunks_per_epoch: int = Field(4, ge=1)
+    # Rows of steps an epoch is cut into between trips to the host; default: whole small
+    # epochs, several per trip, and 4 chunks of a large one (see dlcli.engine.driver).
+    chunks_per_epoch: int | None = Field(None, ge=1)
     early_stopping: EarlyStoppingConfig | None = None
     # One strength for all weights, or per layer: { "1" = 1e-3 } (layer numbers as `dlcli summary` shows).
     l1: Annotated[float, Field(ge=0.0)] | dict[str, Annotated[float, Field(ge=0.0)]] = 0.0

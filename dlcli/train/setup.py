@@ -20,6 +20,8 @@ import numpy as np
 from dlcli.assemble import Assembled, assemble
 from dlcli.data import Prepared, load_data
 from dlcli.data.augment import build_augment
+from dlcli.engine.compilation import Compilations
+from dlcli.engine.compilation import configure as configure_compilation
 from dlcli.errors import DlcliError, choices_text
 from dlcli.evaluate import STEP_METRICS
 from dlcli.optim import build_optimizer, build_schedule
@@ -43,17 +45,25 @@ class Setup:
     stopping: EarlyStopping
     augment: Callable | None  # (key, x) -> x, on the device
     placement: Placement  # the devices training runs on
+    compilations: Compilations  # counted from the start of prepare()
     _placed: dict[str, jax.Array] = field(default_factory=dict, repr=False)
 
     @property
     def recipe(self) -> Recipe:
         return self.loaded.recipe
 
+    @property
+    def per_epoch_figures(self) -> bool:
+        """A GAN on images draws its samples after every epoch, so the host needs each epoch's state."""
+        from dlcli.report.generative import is_image
+
+        return self.built.task.kind == "adversarial" and is_image(tuple(self.data.preprocessing.input_shape))
+
     def initial_state(self) -> TrainState:
         """The state before the first step: initial weights, fresh optimizer, augmentation key from the seed."""
         key = jax.random.key(self.recipe.seed) if self.augment is not None else None
-        return TrainState(self.built.params, self.built.rest, self.optimizer.init(self.built.params),
-                          jnp.zeros((), jnp.int32), key)
+        return TrainState(self.built.params, self.built.rest, jax.jit(self.optimizer.init)(self.built.params),
+                          np.zeros((), np.int32), key)
 
     def device_inputs(self, split: str) -> jax.Array:
         """A split's inputs on the training devices, placed once and reused every epoch."""
@@ -105,11 +115,13 @@ def make_stopping(recipe: Recipe, has_val: bool, wanted: list[str]) -> EarlyStop
 
 def prepare(loaded: LoadedRecipe) -> Setup:
     """Load the recipe's data and build every component; raises DlcliError for any mistake in them."""
+    configure_compilation()
+    compilations = Compilations.start()
     recipe = loaded.recipe
     data = load_data(recipe.data, recipe.seed, loaded.resolve_path, task=recipe.task)
     built = assemble(recipe, data.preprocessing)
     wanted = check_metrics(recipe, built.task.kind) or built.task.default_metrics
-    plan = make_plan(len(data.splits["train"][0]), recipe.train.batch_size, recipe.train.chunks_per_epoch)
+    plan = make_plan(len(data.splits["train"][0]), recipe.train.batch_size, recipe.train.chunks_per_epoch or 1)
     total_steps = plan.steps * recipe.train.epochs
     optimizer = build_optimizer(recipe.optimizer, total_steps, plan.steps)
     schedule = build_schedule(recipe.optimizer, total_steps)
@@ -117,7 +129,7 @@ def prepare(loaded: LoadedRecipe) -> Setup:
     augment = build_augment(recipe.train.augment, data.preprocessing.input_shape)
     check_penalties(built.params, recipe.train.l1, recipe.train.l2)
     return Setup(loaded, data, built, wanted, plan, optimizer, schedule, stopping, augment,
-                 placement_for(plan.batch_size))
+                 placement_for(plan.batch_size), compilations)
 
 
 def checkpoint_bytes(state: Any) -> int:

@@ -1,0 +1,74 @@
+"""Compiled programs: the persistent cache across runs, and counting what a run compiles.
+
+XLA programs are written to a per-user cache folder (``platformdirs``'
+cache dir, ``dlcli/xla``), so the second run of a recipe loads its programs
+instead of compiling them. ``DLCLI_CACHE_DIR`` moves the folder;
+``DLCLI_CACHE_DIR=off`` switches the cache off.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+
+OFF = ("", "0", "off", "false", "no")
+LOWERED = "/jax/core/compile/jaxpr_to_mlir_module_duration"  # once per program, compiled or loaded
+CACHE_HIT = "/jax/compilation_cache/cache_hits"
+_counts = {"programs": 0, "from_cache": 0}
+
+
+def cache_dir() -> Path | None:
+    """The compilation cache folder, or None when the user switched it off."""
+    configured = os.environ.get("DLCLI_CACHE_DIR")
+    if configured is not None:
+        return None if configured.strip().lower() in OFF else Path(configured).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("dlcli")) / "xla"
+
+
+def _on_duration(event: str, duration: float, **_) -> None:
+    if event == LOWERED:
+        _counts["programs"] += 1
+
+
+def _on_event(event: str, **_) -> None:
+    if event == CACHE_HIT:
+        _counts["from_cache"] += 1
+
+
+def configure() -> None:
+    """Point JAX at the persistent cache (every program, however quick to compile) and start counting."""
+    if getattr(configure, "done", False):
+        return
+    configure.done = True
+    folder = cache_dir()
+    if folder is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            folder = None  # an unwritable cache only costs speed
+    if folder is not None:
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.monitoring.register_event_duration_secs_listener(_on_duration)
+    jax.monitoring.register_event_listener(_on_event)
+
+
+@dataclass
+class Compilations:
+    """Programs compiled (or loaded from the cache) since :meth:`start`."""
+
+    programs: int = 0
+    from_cache: int = 0
+
+    @classmethod
+    def start(cls) -> "Compilations":
+        return cls(_counts["programs"], _counts["from_cache"])
+
+    def since(self) -> dict[str, int]:
+        return {"programs": _counts["programs"] - self.programs, "from_cache": _counts["from_cache"] - self.from_cache}

@@ -1,0 +1,264 @@
+"""The host side of the engine: which rows each call runs, and what the host does between calls.
+
+Between calls the driver turns the device's per-epoch records into epoch
+records (metrics.jsonl lines, progress display), and lets its caller
+checkpoint and honour Ctrl-C. A call runs as many rows as fit about
+:data:`CALL_SECONDS` of training (and :data:`MAX_ROWS` at most), so a small
+data set trains dozens of epochs per call while Ctrl-C and checkpoints still
+come within a fraction of a second; the first call runs one row, since it
+also compiles.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dlcli.assemble import Predictor
+from dlcli.engine.program import Carry, EpochSpec, make_block_fn
+from dlcli.engine.stopping import initial_stop_state
+from dlcli.train.batches import Plan, epoch_indices, make_plan
+from dlcli.train.step import TrainState
+from dlcli.train.task_steps import make_task_step
+
+SMALL_EPOCH = 1 << 16  # examples (x members) up to which an epoch is one row and calls run several epochs
+LARGE_EPOCH_ROWS = 4  # rows (chunks) of a larger epoch, so that progress moves and Ctrl-C is prompt
+ROW_BUDGET = 1 << 20  # gather indices one call may carry
+MAX_ROWS = 64
+CALL_SECONDS = 0.25
+
+
+@dataclass
+class Progress:
+    """Where a stack stands; saved with its checkpoint so ``--resume`` continues exactly."""
+
+    epoch: int = 1  # the epoch in progress, from 1
+    chunk: int = 0  # rows of that epoch already run
+    epoch_seconds: float = 0.0
+    train_seconds: float = 0.0
+    histories: list[list[dict[str, Any]]] = field(default_factory=lambda: [[]])
+    finished: bool = False
+
+    def snapshot(self) -> "Progress":
+        """A copy cheap enough for every save: records are never changed once appended."""
+        return Progress(self.epoch, self.chunk, self.epoch_seconds, self.train_seconds,
+                        [list(h) for h in self.histories], self.finished)
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """A single run's history (member 0's)."""
+        return self.histories[0]
+
+    @property
+    def position(self) -> str:
+        return f"epoch {self.epoch}" + (f", after chunk {self.chunk}" if self.chunk else "")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How epochs map to rows and rows to calls."""
+
+    plan: Plan  # steps per row = plan.steps_per_chunk; rows per epoch = plan.chunks
+    rows_per_call: int  # G, fixed in the compiled program
+
+    @property
+    def rows_per_epoch(self) -> int:
+        return self.plan.chunks
+
+
+def make_layout(examples: int, batch_size: int | str, chunks: int | None, members: int, per_epoch_host: bool
+                ) -> Layout:
+    """Small epochs run whole, several per call; large ones (or ``train.chunks_per_epoch``) in chunks, one per call."""
+    if chunks is None:
+        chunks = 1 if examples * members <= SMALL_EPOCH else LARGE_EPOCH_ROWS
+    plan = make_plan(examples, batch_size, chunks)
+    if plan.chunks > 1 or per_epoch_host:
+        return Layout(plan, 1)
+    indices = members * plan.steps_per_chunk * plan.batch_size
+    return Layout(plan, int(np.clip(ROW_BUDGET // indices, 1, MAX_ROWS)))
+
+
+class Diverged(Exception):
+    """A member's loss became NaN or infinite; ``where`` says where (epoch, step, last finite loss)."""
+
+    def __init__(self, member: int, epoch: int, step: int, steps: int, last_finite: float):
+        self.member = member
+        self.where = {"epoch": epoch, "step": step, "last_finite_loss": last_finite}
+        super().__init__(f"the loss became NaN or infinite in epoch {epoch}, step {step} of {steps}; the last finite "
+                         f"loss was {last_finite:.6g}")
+
+
+class Engine:
+    """One compiled program for a stack of members sharing data, optimizer and architecture.
+
+    Args:
+      setup: from :func:`dlcli.train.setup.prepare`.
+      seeds: one member per seed; member m shuffles as a run seeded ``seeds[m]``.
+      built: the architecture (default the setup's).
+      per_epoch_host: the caller needs every epoch's state on the host (one epoch per call).
+    """
+
+    def __init__(self, setup, seeds: list[int], built=None, per_epoch_host: bool = False):
+        recipe, data = setup.recipe, setup.data
+        self.setup, self.seeds, self.built = setup, list(seeds), built or setup.built
+        self.examples = len(data.splits["train"][0])
+        self.layout = make_layout(self.examples, recipe.train.batch_size, recipe.train.chunks_per_epoch,
+                                  len(seeds), per_epoch_host or setup.per_epoch_figures)
+        step = make_task_step(self.built.train_graph, self.built.loss_fn, setup.optimizer, self.built.task,
+                              recipe.train.l1, recipe.train.l2, setup.augment)
+        self.spec = EpochSpec(self.built.task, self.built.loss_fn, self.built.eval_graph, setup.wanted,
+                              setup.stopping, setup.schedule)
+        self.program = make_block_fn(step, self.spec, len(seeds))
+        self.predictor = Predictor(self.built.eval_graph)
+        placement = setup.placement
+        self.x_all, self.y_all = setup.device_inputs("train"), placement.put_replicated(data.splits["train"][1])
+        self.val = (setup.device_inputs("val"), placement.put_replicated(data.splits["val"][1])) \
+            if "val" in data.splits else None
+        self._orders: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.diverged = np.zeros(len(seeds), bool)  # members frozen by a NaN loss
+        order = ["loss", "accuracy", "val_loss", *(f"val_{name}" for name in setup.wanted), "learning_rate"]
+        self.key_order = {key: i for i, key in enumerate(order)}
+
+    @property
+    def members(self) -> int:
+        return len(self.seeds)
+
+    def stack(self, carries: list[Carry]) -> Carry:
+        """One carry per member, stacked on a leading (K,) axis and placed on the devices."""
+        return self.setup.placement.put_replicated(stack_trees(carries))
+
+    def member_carry(self, state: TrainState) -> Carry:
+        sums = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self.sum_shapes(state))
+        return Carry(state, state, initial_stop_state(self.setup.stopping), sums, np.int32(1), np.bool_(False))
+
+    def sum_shapes(self, state: TrainState) -> dict[str, Any]:
+        step = make_task_step(self.built.train_graph, self.built.loss_fn, self.setup.optimizer, self.built.task,
+                              0.0, 0.0, self.setup.augment)
+        x, y = self.setup.data.splits["train"]
+        batch = (x[:1], y[:1], np.ones(1, np.float32))
+        return jax.eval_shape(lambda s: step(s, *batch)[1], state)
+
+    def rows(self, epoch: int, chunk: int, count: int) -> tuple[np.ndarray, ...]:
+        """Indices, weights, epoch-end and active flags of the next ``count`` rows, padded to the call's G."""
+        plan, members, rows = self.layout.plan, self.members, self.layout.rows_per_call
+        idx = np.zeros((rows, members, plan.steps_per_chunk, plan.batch_size), np.int32)
+        weight = np.zeros(idx.shape, np.float32)
+        ends, active = np.zeros(rows, bool), np.zeros(rows, bool)
+        for g in range(count):
+            if epoch not in self._orders:
+                self._orders = {epoch: self.epoch_order(epoch)}  # only the epoch in progress is kept
+            idx[g], weight[g] = (a[:, chunk] for a in self._orders[epoch])
+            ends[g], active[g] = chunk == plan.chunks - 1, True
+            chunk += 1
+            if chunk == plan.chunks:
+                epoch, chunk = epoch + 1, 0
+        return idx, weight, ends, active
+
+    def epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(K, chunks, S, B) indices and weights: member m's epoch as a run seeded ``seeds[m]`` orders it."""
+        pairs = [epoch_indices(self.examples, self.layout.plan, seed, epoch) for seed in self.seeds]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+    def run(self, carry: Carry, progress: Progress, reporter, between_calls: Callable[[Carry, Progress], None],
+            on_epoch: Callable[[int, dict[str, Any], Carry], None] = lambda m, record, carry: None,
+            ) -> Carry:
+        """Train from ``progress`` to the last epoch (or until every member stopped or diverged).
+
+        ``between_calls(carry, progress)`` runs before each call (checkpoints,
+        Ctrl-C); ``on_epoch(member, record, carry)`` after each finished epoch.
+        A single run raises :class:`Diverged` with ``carry`` at the last good state.
+        """
+        recipe, plan = self.setup.recipe, self.layout.plan
+        epochs, per_row = recipe.train.epochs, None
+        placement = self.setup.placement
+        while not progress.finished:
+            between_calls(carry, progress)
+            remaining = (epochs - progress.epoch + 1) * plan.chunks - progress.chunk
+            count = 1 if per_row is None else int(np.clip(CALL_SECONDS / max(per_row, 1e-9), 1,
+                                                          self.layout.rows_per_call))
+            count = min(count, remaining)
+            idx, weight, ends, active = self.rows(progress.epoch, progress.chunk, count)
+            tick = time.perf_counter()
+            carry, outs = self.program(carry, self.x_all, self.y_all, self.val, placement.put_batches(idx),
+                                       placement.put_batches(weight), ends, active)
+            outs = jax.device_get(outs)
+            seconds = time.perf_counter() - tick
+            if progress.epoch > 1 or progress.chunk > 0 or count > 1:
+                per_row = seconds / count  # the first call also compiles: not a measure of a row
+            self.absorb(outs, count, seconds, progress, reporter, on_epoch, carry)
+        return carry
+
+    def absorb(self, outs: dict[str, Any], count: int, seconds: float, progress: Progress, reporter,
+               on_epoch, carry) -> None:
+        """Turn one call's per-row outputs into epoch records and advance ``progress``."""
+        plan, epochs = self.layout.plan, self.setup.recipe.train.epochs
+        for g in range(count):
+            progress.epoch_seconds += seconds / count
+            reporter.advance(plan.steps_per_chunk)
+            for m in range(self.members):
+                if outs["diverged"][g, m]:
+                    step = progress.chunk * plan.steps_per_chunk + int(outs["nonfinite_at"][g, m]) + 1
+                    last = float(outs["last_finite_loss"][g, m])
+                    if not math.isfinite(last) and progress.histories[m]:
+                        last = progress.histories[m][-1]["loss"]
+                    error = Diverged(m, progress.epoch, step, plan.steps, last)
+                    if self.members == 1:
+                        raise error
+                    reporter.note(f"member {m} (seed {self.seeds[m]}) diverged: {error}")
+                if outs["ended"][g, m]:
+                    record = self.record(outs["record"], g, m, progress)
+                    progress.histories[m].append(record)
+                    on_epoch(m, record, carry)
+                    if outs["stopped"][g, m] and self.members == 1:
+                        rule = self.setup.stopping
+                        reporter.note(f"early stopping: {rule.monitor} did not improve by more than "
+                                      f"{rule.min_delta} for {rule.patience} epochs")
+            progress.chunk += 1
+            if progress.chunk == plan.chunks:
+                self.end_epoch(outs, g, progress, reporter)
+            self.diverged |= outs["diverged"][g]
+            if (outs["stopped"][g] | self.diverged).all() or progress.epoch > epochs:
+                progress.finished = True
+                return
+
+    def end_epoch(self, outs: dict[str, Any], g: int, progress: Progress, reporter) -> None:
+        live = [h[-1] for m, h in enumerate(progress.histories) if outs["ended"][g, m]]
+        if live:
+            reporter.epoch(live[0] if len(live) == 1 else mean_record(live))
+        progress.train_seconds += progress.epoch_seconds
+        progress.epoch, progress.chunk, progress.epoch_seconds = progress.epoch + 1, 0, 0.0
+
+    def record(self, rows: dict[str, np.ndarray], g: int, m: int, progress: Progress) -> dict[str, Any]:
+        """One member's epoch record: the device's numbers, then time and speed (NaN metrics left out)."""
+        record: dict[str, Any] = {"epoch": progress.epoch}
+        for key, values in sorted(rows.items(), key=lambda item: self.key_order.get(item[0], 1.5)):
+            value = float(values[g, m])
+            if math.isfinite(value) or not key.startswith("val_") or key == "val_loss":
+                record[key] = value
+        seconds = max(progress.epoch_seconds, 1e-9)
+        record.update(time_s=seconds, samples_per_s=self.examples / seconds)
+        return record
+
+
+def stack_trees(trees: list[Any]) -> Any:
+    """Leaves stacked on a new leading axis; on the host, so that no shape needs a compiled stack."""
+
+    def stack(*leaves):
+        if jax.dtypes.issubdtype(jnp.asarray(leaves[0]).dtype, jax.dtypes.prng_key):
+            return jnp.stack(leaves)  # key arrays have no numpy form
+        return np.stack([np.asarray(leaf) for leaf in leaves])
+
+    return jax.tree.map(stack, *trees)
+
+
+def mean_record(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The members' mean of every number in an epoch record (what the progress display shows)."""
+    keys = [k for k, v in records[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return {k: (records[0][k] if k == "epoch" else float(np.mean([r[k] for r in records]))) for k in keys}

@@ -1,0 +1,176 @@
+"""The compiled block: rows of batches for a stack of K members, epochs ended on the device.
+
+A *row* is a run of optimizer steps (``S`` batches of ``B`` examples); it is
+a whole epoch when the epoch is small, or a chunk of one when it is large.
+One call runs up to ``G`` rows (a ``lax.scan``), so a small data set trains
+many epochs per trip to the host. A row that ends an epoch also evaluates
+the validation split, updates early stopping and keeps the best weights,
+all on the device: the host only reads back one small record per epoch.
+
+Members are stacked on a leading axis and trained by ``jax.vmap`` (a run is
+a stack of one, run without the vmap). A member that stopped early or
+diverged is frozen: its batches weigh nothing, which the step treats as
+"leave the state untouched", so the others run on unchanged. A row whose
+loss turns NaN or infinite leaves the member at its state before the row
+(the last good one) and marks it diverged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from dlcli.engine.metrics import split_metrics
+from dlcli.engine.stopping import StopState, update_stop_state
+from dlcli.optim import learning_rate_scale
+from dlcli.tasks import Task
+from dlcli.train.batches import eval_indices
+from dlcli.train.early_stopping import EarlyStopping
+from dlcli.train.step import MAX_GATHERED_BYTES, TrainState, row_bytes
+
+DIAGNOSTICS = ("nonfinite_at", "last_finite_loss")  # per-row outputs that are not sums
+
+
+class Carry(NamedTuple):
+    """What one member carries from row to row (every leaf gets a leading (K,) axis in a stack)."""
+
+    state: TrainState
+    best: TrainState  # the weights of the best epoch so far
+    stop: StopState
+    sums: dict[str, jax.Array]  # the epoch's partial sums (loss, count, correct, ...)
+    epoch: jax.Array  # i32, the epoch in progress, from 1
+    diverged: jax.Array  # bool
+
+
+@dataclass(frozen=True)
+class EpochSpec:
+    """What ends an epoch: the validation metrics, the monitor and the learning rate."""
+
+    task: Task
+    loss_fn: Callable
+    eval_graph: nnx.GraphDef
+    wanted: list[str]  # metrics computed on the validation split
+    rule: EarlyStopping
+    schedule: Callable[[jax.Array], jax.Array]
+
+
+def step_loop(step: Callable, state: TrainState, x_all, y_all, idx: jax.Array, w: jax.Array):
+    """Run ``step`` over the (S, B) batches that ``idx`` gathers: (state, sums, per-step mean losses (S,))."""
+    if idx.size * (row_bytes(x_all) + row_bytes(y_all)) <= MAX_GATHERED_BYTES:
+        # One gather for the whole row, then contiguous slices per step: a small
+        # gather from the full data set inside the loop is split across threads
+        # by XLA:CPU and cost more than the step's own arithmetic (HIGGS MLP).
+        batches = (x_all[idx], y_all[idx], w)  # (S, B, ...), (S, B, ...), (S, B)
+        take = lambda batch: batch  # noqa: E731
+    else:
+        batches = (idx, w)
+        take = lambda batch: (x_all[batch[0]], y_all[batch[0]], batch[1])  # noqa: E731
+
+    def body(carry, batch):
+        state, sums = carry
+        state, batch_sums = step(state, *take(batch))
+        batch_loss = batch_sums["loss"] / jnp.maximum(batch_sums["count"], 1.0)
+        return (state, jax.tree.map(jnp.add, sums, batch_sums)), batch_loss
+
+    first = take(jax.tree.map(lambda a: a[0], batches))
+    zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: step(state, *first)[1]))
+    (state, sums), step_losses = jax.lax.scan(body, (state, zeros), batches)
+    return state, sums, step_losses
+
+
+def outputs_on(eval_graph: nnx.GraphDef, state: TrainState, x: jax.Array, batch_size: int = 4096) -> jax.Array:
+    """The model's outputs on all of ``x`` in evaluation mode, in batches: (N, ...)."""
+    idx, n = eval_indices(len(x), batch_size)
+    model = nnx.merge(eval_graph, state.params, state.rest)
+    outputs = jax.lax.map(lambda i: model(x[i]), jnp.asarray(idx))  # (S, B, ...)
+    return outputs.reshape(-1, *outputs.shape[2:])[:n]
+
+
+def epoch_record(spec: EpochSpec, sums: dict[str, jax.Array], state: TrainState, val) -> dict[str, jax.Array]:
+    """The epoch's numbers: training means from the sums, validation metrics, learning rate."""
+    count = jnp.maximum(sums["count"], 1.0)
+    record = {"loss": sums["loss"] / count}
+    if "correct" in sums:
+        record["accuracy"] = sums["correct"] / count
+    record.update({key: value / count for key, value in sums.items() if key.endswith("_loss")})  # a GAN's two
+    if val is not None:
+        x_val, y_val = val
+        metrics = split_metrics(spec.task, spec.loss_fn, spec.wanted, outputs_on(spec.eval_graph, state, x_val), y_val)
+        record.update({f"val_{name}": value for name, value in metrics.items()})
+    record["learning_rate"] = spec.schedule(state.step - 1) * learning_rate_scale(state.opt_state)
+    return record
+
+
+def make_row_fn(step: Callable, spec: EpochSpec) -> Callable:
+    """``row(carry, x_all, y_all, val, idx (S, B), w (S, B), ends) -> (carry, out)`` for one member."""
+
+    def select(flag, new, old):
+        return jax.tree.map(lambda a, b: jnp.where(flag, a, b), new, old)
+
+    def row(carry: Carry, x_all, y_all, val, idx, w, ends):
+        live = ~(carry.stop.stopped | carry.diverged)
+        state, sums, step_losses = step_loop(step, carry.state, x_all, y_all, idx, w * live)
+        sums = jax.tree.map(jnp.add, carry.sums, sums)
+        bad = ~jnp.isfinite(step_losses)
+        diverged = live & (bad.any() | ~jnp.isfinite(sums["loss"]))
+        first_bad = jnp.where(bad.any(), jnp.argmax(bad), 0)
+        partial = jnp.where(carry.sums["count"] > 0, carry.sums["loss"] / jnp.maximum(carry.sums["count"], 1.0), jnp.nan)
+        last_finite = jnp.where(first_bad > 0, step_losses[jnp.maximum(first_bad - 1, 0)], partial)
+        state = select(diverged, carry.state, state)  # the last good state
+        sums = select(diverged, carry.sums, sums)
+        finished = ends & live & ~diverged
+
+        def end_epoch(_):
+            record = epoch_record(spec, sums, state, val)
+            stop, is_best = update_stop_state(spec.rule, carry.stop, carry.epoch, record[spec.rule.monitor])
+            return record, select(finished, stop, carry.stop), finished & is_best
+
+        def no_end(_):
+            record = jax.eval_shape(end_epoch, None)[0]
+            return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), record), carry.stop, jnp.zeros((), bool)
+
+        record, stop, is_best = jax.lax.cond(ends, end_epoch, no_end, None)
+        new = Carry(state, select(is_best, state, carry.best), stop,
+                    select(finished, jax.tree.map(jnp.zeros_like, sums), sums),
+                    carry.epoch + finished.astype(jnp.int32), carry.diverged | diverged)
+        out = {"ended": finished, "diverged": diverged, "is_best": is_best, "stopped": stop.stopped,
+               "nonfinite_at": first_bad, "last_finite_loss": last_finite, "record": record}
+        return new, out
+
+    return row
+
+
+def make_block_fn(step: Callable, spec: EpochSpec, members: int) -> Callable:
+    """``block(carry, x_all, y_all, val, idx (G,K,S,B), w (G,K,S,B), ends (G,), active (G,)) -> (carry, outs)``.
+
+    Jitted, donating the carry. ``outs`` holds one entry per row and member
+    (leading axes (G, K)); rows with ``active`` False, and rows after every
+    member has stopped, are skipped.
+    """
+    row = make_row_fn(step, spec)
+    if members > 1:
+        row_of_stack = jax.vmap(row, in_axes=(0, None, None, None, 0, 0, None))
+    else:  # a single run: the same program without the vmap, its (1,) axis dropped and restored for free
+        def row_of_stack(carry, x_all, y_all, val, idx, w, ends):
+            first = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
+            return jax.tree.map(lambda a: a[None], row(first(carry), x_all, y_all, val, idx[0], w[0], ends))
+
+    def block(carry: Carry, x_all, y_all, val, idx, w, ends, active):
+        example = (idx[0], w[0], ends[0])
+        shapes = jax.eval_shape(lambda c: row_of_stack(c, x_all, y_all, val, *example)[1], carry)
+
+        def body(carry, rows):
+            idx_g, w_g, ends_g, active_g = rows
+            running = active_g & ~(carry.stop.stopped | carry.diverged).all()
+            skip = lambda c: (c, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))  # noqa: E731
+            return jax.lax.cond(running, lambda c: row_of_stack(c, x_all, y_all, val, idx_g, w_g, ends_g), skip, carry)
+
+        return jax.lax.scan(body, carry, (idx, w, ends, active))
+
+    return jax.jit(block, donate_argnums=0)
