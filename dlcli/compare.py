@@ -149,7 +149,7 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
         raise DlcliError("--seeds must be at least 1.")
     started = time.perf_counter()
     setup = prepare(loaded)  # the data split, optimizer, plan and checks every activation shares
-    if setup.built.task.kind not in ("classification", "regression"):
+    if not setup.built.task.supervised:
         raise DlcliError(f"{loaded.source}: compare-activations compares classification and regression recipes; "
                          f"this one is a {setup.built.task.kind} task.")
     for spec in activations:  # every activation must build with this model before any of them trains

@@ -15,12 +15,12 @@ from dlcli.data.preprocess import (
     Preprocessing,
     feature_statistics,
     fit_labels,
-    infer_task,
     missing_rows,
 )
 from dlcli.data.tables import FILE_FORMATS, check_exists, file_format, read_npz, read_table, require_columns
 from dlcli.errors import DlcliError, choices_text, did_you_mean
 from dlcli.recipe import DataConfig
+from dlcli.tasks import infer_task, task_named
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -82,13 +82,12 @@ def load_data(config: DataConfig, seed: int, resolve: Callable[[str], Path], tas
       config: the recipe's ``[data]`` section.
       seed: the recipe seed; it fixes the split.
       resolve: turns a recipe path into a file path.
-      task: ``"classification"``, ``"regression"``, ``"reconstruction"`` or ``"adversarial"``;
-        inferred from the target when None.
+      task: the name of a task (:data:`dlcli.tasks.TASKS`); inferred from the target when None.
     """
     raw = load_raw(config, seed, resolve)
     extra = {name: load_raw(config, seed, resolve, f"{name}_path", getattr(config, f"{name}_path"))
              for name in ("val", "test") if getattr(config, f"{name}_path")}
-    if task in ("reconstruction", "adversarial"):
+    if task is not None and not task_named(task).supervised:
         from dlcli.data.unsupervised import prepare_unsupervised
 
         return prepare_unsupervised(config, seed, raw, extra, task)
@@ -146,10 +145,10 @@ def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw
     parts.update({name: t for name, t in tables.items() if name != "all"})
     train = parts["train"]
     targets = train.column(target).to_numpy(zero_copy_only=False)
-    task = task or ("classification" if config.label_map else infer_task(targets))
+    task = task or infer_task(targets, labelled=config.label_map is not None)
     pre = Preprocessing(kind="table", task=task, input_shape=[], target=target, input_columns=list(features),
                         offsets=dict(config.offsets), scales=dict(config.scales))
-    if task == "classification":
+    if task_named(task).classifies:
         pre.classes, pre.label_index = fit_labels(targets, config.label_map, raw.classes, "data.target")
     for name in config.one_hot:
         pre.one_hot[name] = sorted({str(v) for v in train.column(name).to_pylist()})
@@ -225,8 +224,8 @@ def _prepare_arrays(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Ra
     y_train = np.asarray(parts["train"][1])
     task = task or infer_task(y_train)
     pre = Preprocessing(kind="array", task=task, input_shape=list(np.shape(raw.x)[1:]),
-                        target_shape=list(np.shape(raw.y)[1:]) if task == "regression" else [])
-    if task == "classification":
+                        target_shape=[] if task_named(task).classifies else list(np.shape(raw.y)[1:]))
+    if task_named(task).classifies:
         pre.classes, pre.label_index = fit_labels(y_train, config.label_map, raw.classes, "data.y")
     if config.standardize:
         pre.mean, pre.std = feature_statistics(pre.array_features(parts["train"][0], "training split"))

@@ -17,14 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dlcli.errors import DlcliError, choices_text
-
-MAX_CLASSES = 50
+from dlcli.tasks import task_named
 
 
 @dataclasses.dataclass
 class Preprocessing:
     kind: str  # "table" | "array"
-    task: str  # "classification" | "regression"
+    task: str  # the name of a task in dlcli.tasks.TASKS
     input_shape: list[int]  # one example, as the model sees it
     target_shape: list[int] = dataclasses.field(default_factory=list)  # one regression target; [] = scalar
     target: str | None = None
@@ -48,7 +47,7 @@ class Preprocessing:
 
     # -- targets ---------------------------------------------------------
     def encode_target(self, values: np.ndarray, where: str) -> np.ndarray:
-        if self.task == "regression":
+        if not task_named(self.task).classifies:
             y = np.asarray(values, np.float32)
             if not np.isfinite(y).all():
                 raise DlcliError(f"{where}: target '{self.target or 'y'}' has {int((~np.isfinite(y)).sum())} "
@@ -149,16 +148,6 @@ def missing_rows(table: pa.Table, columns: list[str]) -> np.ndarray:
         if pa.types.is_floating(column.type):
             mask |= pc.fill_null(pc.is_nan(column), False).to_numpy(zero_copy_only=False)
     return mask
-
-
-def infer_task(values: np.ndarray) -> str:
-    """Strings, booleans and few integral values are labels; anything else is regression."""
-    if values.dtype.kind in "OUSb":
-        return "classification"
-    if values.ndim > 1 and values.shape[-1] > 1:
-        return "regression"
-    integral = np.all(np.mod(values[np.isfinite(values)], 1) == 0)
-    return "classification" if integral and len(np.unique(values)) <= MAX_CLASSES else "regression"
 
 
 def fit_labels(values: np.ndarray, label_map: dict[str, int] | None, classes: list[str] | None,

@@ -15,6 +15,7 @@ from dlcli.data.bundled import Raw
 from dlcli.data.preprocess import Preprocessing, check_finite, feature_statistics
 from dlcli.errors import DlcliError
 from dlcli.recipe import DataConfig
+from dlcli.tasks import task_named
 
 
 def prepare_unsupervised(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw], task: str):
@@ -40,7 +41,7 @@ def prepare_unsupervised(config: DataConfig, seed: int, raw: Raw, extra: dict[st
             continue
         x = pre.array_features(x, f"{name} split")
         check_finite(x, "x", f"{name} split")
-        splits[name] = (x, x) if task == "reconstruction" else (x, np.ones(len(x), np.float32))
+        splits[name] = (x, task_named(task).targets_from_inputs(x))
         if y is not None:
             labels[name] = np.asarray(y)
     return Prepared(splits=splits, preprocessing=pre, labels=labels)

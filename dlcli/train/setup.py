@@ -21,7 +21,7 @@ from dlcli.assemble import Assembled, assemble
 from dlcli.data import Prepared, load_data
 from dlcli.data.augment import build_augment
 from dlcli.errors import DlcliError, choices_text
-from dlcli.evaluate import STEP_METRICS
+from dlcli.tasks import task_named
 from dlcli.optim import build_optimizer, build_schedule
 from dlcli.recipe import LoadedRecipe, Recipe
 from dlcli.train.batches import Plan, make_plan
@@ -63,7 +63,7 @@ class Setup:
 
 
 def check_metrics(recipe: Recipe, task_kind: str) -> list[str]:
-    valid = STEP_METRICS[task_kind]
+    valid = task_named(task_kind).metric_names
     unknown = [m for m in recipe.evaluate.metrics if m not in valid]
     if unknown:
         raise DlcliError(f"evaluate.metrics: unknown metric(s) {', '.join(map(repr, unknown))} for a {task_kind} "
