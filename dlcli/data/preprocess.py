@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dlcli.data.tables import is_number, require_columns
 from dlcli.errors import DlcliError, choices_text
 from dlcli.tasks import task_named
 
@@ -65,8 +66,6 @@ class Preprocessing:
     # -- inputs ----------------------------------------------------------
     def table_features(self, table: pa.Table, where: str) -> np.ndarray:
         """(N, F) float32 model inputs from a table with the raw input columns."""
-        from dlcli.data.tables import require_columns
-
         require_columns(where, table.column_names, self.input_columns)
         blocks = []
         for name in self.input_columns:
@@ -164,15 +163,6 @@ def fit_labels(values: np.ndarray, label_map: dict[str, int] | None, classes: li
     if classes is not None and all(k.isdigit() and int(k) < len(classes) for k in keys):
         return classes, {str(i): i for i in range(len(classes))}
     return keys, {k: i for i, k in enumerate(keys)}
-
-
-def is_number(text: str) -> bool:
-    """True for text that reads as a number (a label or a CSV field)."""
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _as_number(text: str) -> float:
