@@ -32,15 +32,22 @@ class Registry:
         self.what = what
         self._entries: dict[str, Callable[..., Any] | str] = dict(listed or {})
         self._schemas: dict[str, type[pydantic.BaseModel]] = {}
+        self._traits: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(self, name: str, **traits: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register the decorated builder as ``name``, with ``traits`` other modules may ask about."""
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             if name in self._entries:
                 raise ValueError(f"{self.what} '{name}' is registered twice")
             self._entries[name] = fn
+            self._traits[name] = traits
             return fn
 
         return decorator
+
+    def trait(self, name: str, key: str, default: Any = None) -> Any:
+        """What entry ``name`` declared as ``key`` when it registered (``default`` if nothing)."""
+        return self._traits.get(name, {}).get(key, default)
 
     @property
     def plural(self) -> str:
