@@ -17,46 +17,49 @@ import jax.numpy as jnp
 from dlcli.errors import DlcliError
 from dlcli.registry import Registry
 
+# Traits the activation diagnostics read: ``saturates_beyond`` is the |z| beyond which the
+# derivative is under 7% of its peak (sigma'(4) < 0.018, tanh'(2) < 0.071); ``flat_below_zero``
+# marks functions that are flat (zero or nearly so) for z <= 0, so a unit never above 0 is dead.
 ACTIVATIONS = Registry("activation")
 ActivationSpec = str | dict[str, Any]
 
 
-@ACTIVATIONS.register("sigmoid")
+@ACTIVATIONS.register("sigmoid", saturates_beyond=4.0)
 def sigmoid() -> Callable:
     return jax.nn.sigmoid
 
 
-@ACTIVATIONS.register("tanh")
+@ACTIVATIONS.register("tanh", saturates_beyond=2.0)
 def tanh() -> Callable:
     return jnp.tanh
 
 
-@ACTIVATIONS.register("relu")
+@ACTIVATIONS.register("relu", flat_below_zero=True)
 def relu() -> Callable:
     return jax.nn.relu
 
 
-@ACTIVATIONS.register("leaky_relu")
+@ACTIVATIONS.register("leaky_relu", flat_below_zero=True)
 def leaky_relu(*, negative_slope: float = 0.01) -> Callable:
     return lambda x: jax.nn.leaky_relu(x, negative_slope)
 
 
-@ACTIVATIONS.register("elu")
+@ACTIVATIONS.register("elu", flat_below_zero=True)
 def elu(*, alpha: float = 1.0) -> Callable:
     return lambda x: jax.nn.elu(x, alpha)
 
 
-@ACTIVATIONS.register("gelu")
+@ACTIVATIONS.register("gelu", flat_below_zero=True)
 def gelu() -> Callable:
     return jax.nn.gelu
 
 
-@ACTIVATIONS.register("silu")
+@ACTIVATIONS.register("silu", flat_below_zero=True)
 def silu() -> Callable:
     return jax.nn.silu
 
 
-@ACTIVATIONS.register("softplus")
+@ACTIVATIONS.register("softplus", flat_below_zero=True)
 def softplus() -> Callable:
     return jax.nn.softplus
 

@@ -14,7 +14,7 @@ from dlcli.data.preprocess import Preprocessing
 from dlcli.losses import LOSSES, LossFn
 from dlcli.models import build_model
 from dlcli.recipe import Recipe
-from dlcli.tasks import Task, task_for
+from dlcli.tasks import Task, task_from
 from dlcli.train.batches import eval_indices
 from dlcli.train.step import make_predict_fn
 
@@ -32,13 +32,6 @@ class Assembled:
     @property
     def parameter_count(self) -> int:
         return int(sum(np.size(p) for p in jax.tree.leaves(self.params)))
-
-
-def task_from(pre: Preprocessing, loss: str | None = None) -> Task:
-    target_dim = int(np.prod(pre.target_shape)) if pre.task == "regression" else 1
-    # Reconstructions trained with cross-entropy are logits of pixel intensities in [0, 1].
-    sigmoid = pre.task == "reconstruction" and loss == "binary_crossentropy"
-    return task_for(pre.task, len(pre.classes) if pre.classes else None, target_dim, sigmoid)
 
 
 def initialised(build: Callable[[], nnx.Module], abstract: bool = False) -> nnx.Module:

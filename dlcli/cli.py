@@ -192,8 +192,8 @@ def compare_activations(
     json_: JsonOption = False,
 ) -> None:
     """Compare hidden activations on one recipe, paired over seeds: losses, gradient flow, dead units, verdict."""
-    from dlcli.compare import DEFAULT_ACTIVATIONS, DEFAULT_RECIPE, parse_activations
-    from dlcli.compare import compare_activations as run_comparison
+    from dlcli.compare.activations import DEFAULT_ACTIVATIONS, DEFAULT_RECIPE, parse_activations
+    from dlcli.compare.activations import compare_activations as run_comparison
     from dlcli.recipe import load_recipe
 
     if seeds < 1:
@@ -207,7 +207,7 @@ def compare_activations(
     if json_:
         emit_json({"run_dir": str(result.run_dir), **result.summary})
     else:
-        from dlcli.report.compare_table import print_comparison
+        from dlcli.compare.table import print_comparison
 
         print_comparison(result.run_dir, result.summary)
 

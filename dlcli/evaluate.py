@@ -7,11 +7,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from dlcli import metrics
 from dlcli.tasks import Task
-
-STEP_METRICS = {"classification": ("accuracy", "auc"), "regression": ("mse", "mae", "r2"),
-                "reconstruction": ("mse", "mae"), "adversarial": ("real_score",)}
 
 
 def outputs_report(task: Task, loss_fn, logits: np.ndarray, y: np.ndarray, classes: list[str] | None,
@@ -28,15 +24,7 @@ def outputs_report(task: Task, loss_fn, logits: np.ndarray, y: np.ndarray, class
     if not np.isfinite(predictions).all():
         report["diverged"] = True
         return report
-    if task.kind == "classification":
-        report.update(metrics.classification_report(y, predictions, classes))
-    elif task.kind == "reconstruction":
-        error = predictions.reshape(len(y), -1) - np.asarray(y).reshape(len(y), -1)
-        report.update(mse=float(np.mean(error ** 2)), mae=float(np.mean(np.abs(error))))  # per input value
-    elif task.kind == "adversarial":
-        report["real_score"] = float(predictions.mean())  # D(x) on real data: 0.5 = cannot tell real from fake
-    else:
-        report.update(metrics.regression_report(y, predictions))
+    report.update(task.report(predictions, y, classes))
     return report
 
 

@@ -21,12 +21,6 @@ LOSSES = Registry("loss")
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
-def _targets_like(task: Task, predictions: jax.Array, targets: jax.Array) -> jax.Array:
-    if task.kind == "classification" and not task.binary:
-        return jax.nn.one_hot(targets, task.num_classes)  # (B, K)
-    return targets.astype(predictions.dtype).reshape(predictions.shape)
-
-
 def _per_example(values: jax.Array) -> jax.Array:
     return values.reshape(values.shape[0], -1).mean(axis=1)
 
@@ -34,7 +28,7 @@ def _per_example(values: jax.Array) -> jax.Array:
 def _regression_style(elementwise: Callable[[jax.Array], jax.Array], task: Task) -> LossFn:
     def loss(logits, targets):
         predictions = task.link(logits)
-        return _per_example(elementwise(predictions - _targets_like(task, predictions, targets)))
+        return _per_example(elementwise(predictions - task.targets_like(predictions, targets)))
 
     return loss
 
@@ -56,19 +50,19 @@ def huber(task: Task, *, delta: float = 1.0) -> LossFn:
 
 @LOSSES.register("binary_crossentropy")
 def binary_crossentropy(task: Task) -> LossFn:
-    if task.kind == "reconstruction":  # each input value in [0, 1] is the probability its logit predicts
+    if task.targets_are_inputs:  # each input value in [0, 1] is the probability its logit predicts
         return lambda logits, x: _per_example(optax.sigmoid_binary_cross_entropy(logits, x.astype(logits.dtype)))
-    if not task.binary and task.kind != "adversarial":
-        raise DlcliError(f"loss.kind = 'binary_crossentropy' needs two classes, but the target has "
-                         f"{task.num_classes or 'continuous'} values. Use categorical_crossentropy for several "
-                         "classes, or mse for regression.")
+    if not task.binary:
+        values = f"{task.num_classes} classes" if task.classifies else "continuous values"
+        raise DlcliError(f"loss.kind = 'binary_crossentropy' needs two classes, but the target has {values}. "
+                         "Use categorical_crossentropy for several classes, or mse for regression.")
     return lambda logits, labels: optax.sigmoid_binary_cross_entropy(logits[:, 0], labels.astype(logits.dtype))
 
 
 @LOSSES.register("categorical_crossentropy")
 def categorical_crossentropy(task: Task) -> LossFn:
-    if task.kind != "classification":
-        raise DlcliError("loss.kind = 'categorical_crossentropy' needs class labels, but this is a regression "
+    if not task.classifies:
+        raise DlcliError(f"loss.kind = 'categorical_crossentropy' needs class labels, but this is a {task.kind} "
                          "task. Use mse, mae or huber.")
     if task.binary:
         # One logit z is the two-class softmax over (0, z).
@@ -78,8 +72,8 @@ def categorical_crossentropy(task: Task) -> LossFn:
 
 @LOSSES.register("hinge")
 def hinge(task: Task) -> LossFn:
-    if task.kind != "classification":
-        raise DlcliError("loss.kind = 'hinge' is a classification loss; this is a regression task. Use mse.")
+    if not task.classifies:
+        raise DlcliError(f"loss.kind = 'hinge' is a classification loss; this is a {task.kind} task. Use mse.")
     if task.binary:
         return lambda logits, labels: jnp.maximum(0.0, 1.0 - (2.0 * labels - 1.0) * logits[:, 0])
     return optax.multiclass_hinge_loss

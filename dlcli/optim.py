@@ -11,14 +11,16 @@ stops improving (optax.contrib; the step feeds it each batch's loss).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import optax
 
 from dlcli.errors import DlcliError
-from dlcli.recipe import OptimizerConfig
 from dlcli.registry import Registry
+
+if TYPE_CHECKING:
+    from dlcli.recipe import OptimizerConfig  # the recipe checks its optimizer with this module: a type only
 
 OPTIMIZERS = Registry("optimizer")
 SCHEDULES = Registry("schedule")
@@ -172,12 +174,13 @@ def two_player_optimizer(config: OptimizerConfig, total_steps: int, steps_per_ep
     if not isinstance(table, dict):
         raise DlcliError(f"optimizer.discriminator = {table!r}: must be a table, e.g. discriminator = "
                          "{ kind = \"adam\", learning_rate = 0.0002, b1 = 0.5 }.")
+    section = type(config)  # the recipe's optimizer section, whose schema the discriminator's table follows
     try:
-        own = OptimizerConfig(**table)
+        own = section(**table)
     except pydantic.ValidationError as error:
         raise DlcliError(describe_validation_error(error, where="optimizer.discriminator",
-                                                   valid=OptimizerConfig.model_fields)) from None
-    generator = OptimizerConfig(kind=config.kind, learning_rate=config.learning_rate, **settings)
+                                                   valid=section.model_fields)) from None
+    generator = section(kind=config.kind, learning_rate=config.learning_rate, **settings)
     def label(path, _) -> str:
         name = player(path)
         if name not in ("generator", "discriminator"):

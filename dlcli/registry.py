@@ -1,7 +1,11 @@
 """Registries: plug-ins chosen by the exact name a recipe uses.
 
 A registry maps a recipe name (``"relu"``, ``"adam"``, ``"mlp"``) to a
-builder function. Builders take their settings as keyword-only arguments
+builder function. Entries are registered explicitly: with the decorator in
+the module that owns the registry, or listed there as ``"module:function"``
+strings that are imported on first use. Listed entries keep the names (and
+did-you-mean messages) available without importing the plug-in, and the
+plug-in module never imports its registry, so no import cycle can form. Builders take their settings as keyword-only arguments
 with type annotations and defaults; :meth:`Registry.validate` turns a recipe
 section into those keyword arguments, rejecting unknown keys and wrong types
 with a message that names the key and lists the valid ones.
@@ -9,6 +13,7 @@ with a message that names the key and lists the valid ones.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import typing
 from collections.abc import Callable, Mapping
@@ -22,19 +27,27 @@ from dlcli.errors import DlcliError, choices_text, did_you_mean
 class Registry:
     """Name -> builder, with duplicate registration as an error."""
 
-    def __init__(self, what: str):
+    def __init__(self, what: str, listed: Mapping[str, str] | None = None):
+        """A registry of ``what`` (``"model"``), with ``listed`` entries ``name -> "module:function"``."""
         self.what = what
-        self._entries: dict[str, Callable[..., Any]] = {}
+        self._entries: dict[str, Callable[..., Any] | str] = dict(listed or {})
         self._schemas: dict[str, type[pydantic.BaseModel]] = {}
+        self._traits: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(self, name: str, **traits: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register the decorated builder as ``name``, with ``traits`` other modules may ask about."""
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             if name in self._entries:
                 raise ValueError(f"{self.what} '{name}' is registered twice")
             self._entries[name] = fn
+            self._traits[name] = traits
             return fn
 
         return decorator
+
+    def trait(self, name: str, key: str, default: Any = None) -> Any:
+        """What entry ``name`` declared as ``key`` when it registered (``default`` if nothing)."""
+        return self._traits.get(name, {}).get(key, default)
 
     @property
     def plural(self) -> str:
@@ -54,7 +67,16 @@ class Registry:
                 f"{prefix}unknown {self.what} '{name}'.{did_you_mean(name, self._entries)}"
                 f" Valid {self.plural}: {choices_text(self._entries)}."
             )
-        return self._entries[name]
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            module, _, attribute = entry.partition(":")
+            entry = self._entries[name] = getattr(importlib.import_module(module), attribute)
+        return entry
+
+    def check_name(self, name: str, *, where: str = "") -> None:
+        """Raise the unknown-name error for ``name`` without importing its plug-in."""
+        if name not in self._entries:
+            self.get(name, where=where)
 
     def options(self, name: str) -> dict[str, Any]:
         """The settings ``name`` accepts, with their defaults (``...`` = required)."""

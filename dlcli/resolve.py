@@ -9,8 +9,12 @@ instead of after a large data file has been read.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dlcli.errors import DlcliError
-from dlcli.recipe import Recipe
+
+if TYPE_CHECKING:
+    from dlcli.recipe import Recipe  # the recipe calls this module: a type only
 
 
 def check_components(recipe: Recipe, label: str) -> None:

@@ -18,6 +18,7 @@ from dlcli.data.tables import check_exists, file_format, peek_columns, read_npz,
 from dlcli.errors import DlcliError
 from dlcli.evaluate import outputs_report
 from dlcli.recipe import LoadedRecipe, Recipe, load_recipe
+from dlcli.tasks import task_named
 from dlcli.train.step import TrainState
 
 
@@ -71,9 +72,10 @@ def read_inputs(pre: Preprocessing, file: Path, *, with_target: bool, column_nam
             raise DlcliError(f"{file}: this run was trained on arrays; give an .npz file with an 'x' array.")
         arrays = read_npz(file)
         y = arrays.get("y")
-        if pre.task in ("reconstruction", "adversarial"):  # the inputs are the targets (or all "real")
+        task = task_named(pre.task)
+        if not task.supervised:  # the inputs are the targets (or all "real")
             x = pre.array_features(arrays["x"], str(file))
-            return x, (x if pre.task == "reconstruction" else np.ones(len(x), np.float32)), None
+            return x, task.targets_from_inputs(x), None
         if with_target and y is None:
             raise DlcliError(f"{file}: no 'y' array of targets to evaluate against.")
         return pre.array_features(arrays["x"], str(file)), (pre.encode_target(y, str(file)) if with_target else None), None
@@ -136,7 +138,7 @@ def predict_file(path: Path, input_file: Path) -> pa.Table:
     columns: dict[str, Any] = {}
     if table is not None and "name" in table.column_names:
         columns["name"] = table.column("name")
-    if pre.task == "classification":
+    if run.built.task.classifies:
         probabilities = outputs[:, None] if outputs.ndim == 1 else outputs
         if probabilities.shape[1] == 1:
             probabilities = np.concatenate([1 - probabilities, probabilities], axis=1)

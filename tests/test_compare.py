@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dlcli.cli import app
-from dlcli.compare import parse_activations
+from dlcli.compare.activations import parse_activations
 from dlcli.recipe import load_recipe
 from dlcli.report.console import make_reporter
 
@@ -48,8 +48,8 @@ def test_relu_family_beats_sigmoid_whose_first_layer_gradient_vanishes(deep_comp
 def test_every_activation_and_seed_is_saved_and_plotted(deep_comparison, capsys):
     from pathlib import Path
 
-    from dlcli.report.compare_plots import load_comparison, write_compare_plots
-    from dlcli.report.compare_table import print_comparison
+    from dlcli.compare.plots import load_comparison, write_compare_plots
+    from dlcli.compare.table import print_comparison
 
     run_dir = Path(deep_comparison["run_dir"])
     summary, histories = load_comparison(run_dir)

@@ -156,12 +156,12 @@ def valid_names() -> set[str]:
     from dlcli.activations import ACTIVATIONS
     from dlcli.data.augment import AUGMENTATIONS
     from dlcli.data.bundled import DATASETS
-    from dlcli.evaluate import STEP_METRICS
     from dlcli.losses import LOSSES
     from dlcli.models import MODELS
     from dlcli.optim import OPTIMIZERS, SCHEDULES
+    from dlcli.tasks import TASKS
 
-    names = {"csv", "parquet", "npz", "loss"} | {m for ms in STEP_METRICS.values() for m in ms}
+    names = {"csv", "parquet", "npz", "loss"} | {m for t in TASKS.names() for m in TASKS.get(t).metric_names}
     for registry in (ACTIVATIONS, AUGMENTATIONS, DATASETS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES):
         names |= set(registry.names())
     return names | {f"val_{n}" for n in names}

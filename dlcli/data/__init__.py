@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,28 +13,15 @@ from dlcli.data.preprocess import (
     Preprocessing,
     feature_statistics,
     fit_labels,
-    infer_task,
     missing_rows,
 )
+from dlcli.data.splits import Prepared, split_fractions, split_indices
 from dlcli.data.tables import FILE_FORMATS, check_exists, file_format, read_npz, read_table, require_columns
 from dlcli.errors import DlcliError, choices_text, did_you_mean
 from dlcli.recipe import DataConfig
+from dlcli.tasks import infer_task, task_named
 
-Arrays = tuple[np.ndarray, np.ndarray]
-
-
-@dataclass
-class Prepared:
-    """Model-ready splits and the preprocessing that made them."""
-
-    splits: dict[str, Arrays]  # "train" and, when present, "val" and "test"
-    preprocessing: Preprocessing
-    labels: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # per split, when x is also y
-
-    @property
-    def num_classes(self) -> int | None:
-        classes = self.preprocessing.classes
-        return len(classes) if classes else None
+__all__ = ["Prepared", "load_data", "load_raw"]
 
 
 def load_raw(config: DataConfig, seed: int, resolve: Callable[[str], Path], path_key: str = "path",
@@ -82,42 +67,18 @@ def load_data(config: DataConfig, seed: int, resolve: Callable[[str], Path], tas
       config: the recipe's ``[data]`` section.
       seed: the recipe seed; it fixes the split.
       resolve: turns a recipe path into a file path.
-      task: ``"classification"``, ``"regression"``, ``"reconstruction"`` or ``"adversarial"``;
-        inferred from the target when None.
+      task: the name of a task (:data:`dlcli.tasks.TASKS`); inferred from the target when None.
     """
     raw = load_raw(config, seed, resolve)
     extra = {name: load_raw(config, seed, resolve, f"{name}_path", getattr(config, f"{name}_path"))
              for name in ("val", "test") if getattr(config, f"{name}_path")}
-    if task in ("reconstruction", "adversarial"):
+    if task is not None and not task_named(task).supervised:
         from dlcli.data.unsupervised import prepare_unsupervised
 
         return prepare_unsupervised(config, seed, raw, extra, task)
     if raw.table is not None:
         return _prepare_table(config, seed, raw, extra, task)
     return _prepare_arrays(config, seed, raw, extra, task)
-
-
-def split_indices(n: int, seed: int, fractions: dict[str, float]) -> dict[str, np.ndarray]:
-    """Seeded disjoint index sets: each named fraction, and 'train' the rest."""
-    order = np.random.default_rng(seed).permutation(n)
-    out, start = {}, 0
-    for name, fraction in fractions.items():
-        count = int(round(n * fraction))
-        out[name], start = order[start:start + count], start + count
-    out["train"] = order[start:]
-    if len(out["train"]) == 0:
-        raise DlcliError(f"data: with {n} examples, validation_split and test_split leave no training examples. "
-                         "Lower them.")
-    return out
-
-
-def _fractions(config: DataConfig, extra: dict) -> dict[str, float]:
-    fractions = {}
-    if config.test_split and "test" not in extra:
-        fractions["test"] = config.test_split
-    if config.validation_split and "val" not in extra:
-        fractions["val"] = config.validation_split
-    return fractions
 
 
 def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw], task: str | None) -> Prepared:
@@ -141,15 +102,15 @@ def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw
         if part is None:
             raise DlcliError(f"data.{name}_path must be a table like data.path (CSV or Parquet).")
         tables[name] = _handle_missing(part, features, target, config.missing, name)
-    indices = split_indices(tables["all"].num_rows, seed, _fractions(config, extra))
+    indices = split_indices(tables["all"].num_rows, seed, split_fractions(config, extra))
     parts = {name: tables["all"].take(pa.array(idx)) for name, idx in indices.items()}
     parts.update({name: t for name, t in tables.items() if name != "all"})
     train = parts["train"]
     targets = train.column(target).to_numpy(zero_copy_only=False)
-    task = task or ("classification" if config.label_map else infer_task(targets))
+    task = task or infer_task(targets, labelled=config.label_map is not None)
     pre = Preprocessing(kind="table", task=task, input_shape=[], target=target, input_columns=list(features),
                         offsets=dict(config.offsets), scales=dict(config.scales))
-    if task == "classification":
+    if task_named(task).classifies:
         pre.classes, pre.label_index = fit_labels(targets, config.label_map, raw.classes, "data.target")
     for name in config.one_hot:
         pre.one_hot[name] = sorted({str(v) for v in train.column(name).to_pylist()})
@@ -219,14 +180,14 @@ def _prepare_arrays(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Ra
     if raw.y is None:
         raise DlcliError("data: the NPZ file has no 'y' array of targets. Save it with np.savez(path, x=..., y=...).")
     check_arrays(raw.x, raw.y)
-    indices = split_indices(len(raw.x), seed, _fractions(config, extra))
+    indices = split_indices(len(raw.x), seed, split_fractions(config, extra))
     parts = {name: (raw.x[idx], raw.y[idx]) for name, idx in indices.items()}
     parts.update({name: (r.x, r.y) for name, r in extra.items()})
     y_train = np.asarray(parts["train"][1])
     task = task or infer_task(y_train)
     pre = Preprocessing(kind="array", task=task, input_shape=list(np.shape(raw.x)[1:]),
-                        target_shape=list(np.shape(raw.y)[1:]) if task == "regression" else [])
-    if task == "classification":
+                        target_shape=[] if task_named(task).classifies else list(np.shape(raw.y)[1:]))
+    if task_named(task).classifies:
         pre.classes, pre.label_index = fit_labels(y_train, config.label_map, raw.classes, "data.y")
     if config.standardize:
         pre.mean, pre.std = feature_statistics(pre.array_features(parts["train"][0], "training split"))

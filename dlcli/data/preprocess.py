@@ -16,15 +16,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dlcli.data.tables import is_number, require_columns
 from dlcli.errors import DlcliError, choices_text
-
-MAX_CLASSES = 50
+from dlcli.tasks import task_named
 
 
 @dataclasses.dataclass
 class Preprocessing:
     kind: str  # "table" | "array"
-    task: str  # "classification" | "regression"
+    task: str  # the name of a task in dlcli.tasks.TASKS
     input_shape: list[int]  # one example, as the model sees it
     target_shape: list[int] = dataclasses.field(default_factory=list)  # one regression target; [] = scalar
     target: str | None = None
@@ -48,7 +48,7 @@ class Preprocessing:
 
     # -- targets ---------------------------------------------------------
     def encode_target(self, values: np.ndarray, where: str) -> np.ndarray:
-        if self.task == "regression":
+        if not task_named(self.task).classifies:
             y = np.asarray(values, np.float32)
             if not np.isfinite(y).all():
                 raise DlcliError(f"{where}: target '{self.target or 'y'}' has {int((~np.isfinite(y)).sum())} "
@@ -66,8 +66,6 @@ class Preprocessing:
     # -- inputs ----------------------------------------------------------
     def table_features(self, table: pa.Table, where: str) -> np.ndarray:
         """(N, F) float32 model inputs from a table with the raw input columns."""
-        from dlcli.data.tables import require_columns
-
         require_columns(where, table.column_names, self.input_columns)
         blocks = []
         for name in self.input_columns:
@@ -151,16 +149,6 @@ def missing_rows(table: pa.Table, columns: list[str]) -> np.ndarray:
     return mask
 
 
-def infer_task(values: np.ndarray) -> str:
-    """Strings, booleans and few integral values are labels; anything else is regression."""
-    if values.dtype.kind in "OUSb":
-        return "classification"
-    if values.ndim > 1 and values.shape[-1] > 1:
-        return "regression"
-    integral = np.all(np.mod(values[np.isfinite(values)], 1) == 0)
-    return "classification" if integral and len(np.unique(values)) <= MAX_CLASSES else "regression"
-
-
 def fit_labels(values: np.ndarray, label_map: dict[str, int] | None, classes: list[str] | None,
                where: str) -> tuple[list[str], dict[str, int]]:
     """Class names by index and the raw-label -> index map, from the training targets."""
@@ -175,15 +163,6 @@ def fit_labels(values: np.ndarray, label_map: dict[str, int] | None, classes: li
     if classes is not None and all(k.isdigit() and int(k) < len(classes) for k in keys):
         return classes, {str(i): i for i in range(len(classes))}
     return keys, {k: i for i, k in enumerate(keys)}
-
-
-def is_number(text: str) -> bool:
-    """True for text that reads as a number (a label or a CSV field)."""
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _as_number(text: str) -> float:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlcli.data.bundled import DATASETS, Raw
+from dlcli.data.bundled import Raw
 from dlcli.data.images import package_file
 
 
-@DATASETS.register("sine")
 def sine(seed: int, *, samples: int = 2000, steps: int = 40, noise: float = 0.05) -> Raw:
     """Windows (N, steps, 1) of sin(w t + phase) with random w and phase; y is the next value (N,)."""
     rng = np.random.default_rng(seed)
@@ -28,7 +27,6 @@ def sine(seed: int, *, samples: int = 2000, steps: int = 40, noise: float = 0.05
     return Raw(x=wave[:, :steps, None], y=wave[:, steps])
 
 
-@DATASETS.register("long_memory")
 def long_memory(seed: int, *, samples: int = 2000, length: int = 50, window: int = 10) -> Raw:
     """(N, length, 2): random +-1 values and a marker on one of the first ``window`` steps.
 
@@ -45,7 +43,6 @@ def long_memory(seed: int, *, samples: int = 2000, length: int = 50, window: int
     return Raw(x=np.stack([values, marker], axis=-1), y=label, classes=["negative", "positive"])
 
 
-@DATASETS.register("gunpoint")
 def gunpoint(seed: int) -> Raw:
     """UCR GunPoint: 200 hand-position series (N, 150, 1), gun-draw vs point (train + test files)."""
     folder = "datasets/cached_datasets/UCR/GunPoint"

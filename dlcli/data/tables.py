@@ -8,14 +8,20 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from dlcli.data.preprocess import is_number
 from dlcli.errors import DlcliError, choices_text, did_you_mean
 
 TABLE_FORMATS = ("csv", "parquet")
 FILE_FORMATS = (*TABLE_FORMATS, "npz")
-
-
 COMPRESSIONS = (".gz", ".bz2", ".zst", ".lz4")  # pyarrow reads CSV through these by suffix
+
+
+def is_number(text: str) -> bool:
+    """True for text that reads as a number (a label or a CSV field)."""
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _suffix_format(path: Path) -> str | None:

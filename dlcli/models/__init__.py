@@ -1,25 +1,36 @@
 """Model families, each registered under the name a recipe's ``model.kind`` uses.
 
 A builder takes ``(in_shape, out_dim, rngs)`` from the data and the task, and
-its own settings as keyword-only arguments from ``[model]``.
+its own settings as keyword-only arguments from ``[model]``. The entries are
+imported on first use, so that a recipe's model kind is checked without
+importing jax.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from flax import nnx
+from typing import TYPE_CHECKING, Any
 
 from dlcli.registry import Registry
 
-MODELS = Registry("model")
+if TYPE_CHECKING:
+    from flax import nnx
+
+MODELS = Registry("model", {
+    "perceptron": "dlcli.models.mlp:perceptron",
+    "mlp": "dlcli.models.mlp:mlp",
+    "cnn": "dlcli.models.cnn:cnn",
+    "lenet": "dlcli.models.cnn:lenet",
+    "rnn": "dlcli.models.recurrent:rnn",
+    "lstm": "dlcli.models.recurrent:lstm",
+    "gru": "dlcli.models.recurrent:gru",
+    "autoencoder": "dlcli.models.autoencoder:autoencoder",
+    "vae": "dlcli.models.autoencoder:vae",
+    "gan": "dlcli.models.gan:gan",
+})
 
 
 def build_model(kind: str, settings: dict[str, Any], in_shape: tuple[int, ...], out_dim: int, seed: int) -> nnx.Module:
+    from flax import nnx
+
     return MODELS.build(kind, settings, tuple(in_shape), out_dim, nnx.Rngs(params=seed, dropout=seed + 1),
                         where="[model]")
-
-
-# Registration happens on import.
-from dlcli.models import mlp  # noqa: E402,F401
-from dlcli.models import autoencoder, cnn, gan, recurrent  # noqa: E402,F401

@@ -28,9 +28,7 @@ from flax import nnx
 
 from dlcli.activations import ActivationSpec
 from dlcli.errors import DlcliError
-from dlcli.models import MODELS
 from dlcli.models.layers import Activation, Sequential
-from dlcli.tasks import MODEL_TASKS
 
 
 def dense_stack(widths: list[int], activation: ActivationSpec, rngs: nnx.Rngs) -> Sequential:
@@ -119,7 +117,6 @@ def check_latent(latent: int, hidden: list[int]) -> None:
         raise DlcliError("[model]: latent and every hidden width must be >= 1.")
 
 
-@MODELS.register("autoencoder")
 def autoencoder(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: list[int] = [128],
                 latent: int = 16, activation: ActivationSpec = "relu", denoising: float = 0.0,
                 sparse: float = 0.0) -> nnx.Module:
@@ -138,7 +135,6 @@ def autoencoder(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidd
     return Autoencoder(in_shape, hidden, latent, activation, denoising, sparse, rngs)
 
 
-@MODELS.register("vae")
 def vae(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: list[int] = [128], latent: int = 2,
         activation: ActivationSpec = "relu", beta: float = 1.0) -> nnx.Module:
     """A variational autoencoder; decoding N(0, 1) noise generates new samples.
@@ -151,6 +147,3 @@ def vae(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: list
     """
     check_latent(latent, hidden)
     return VAE(in_shape, hidden, latent, activation, beta, rngs)
-
-
-MODEL_TASKS.update(autoencoder="reconstruction", vae="reconstruction")

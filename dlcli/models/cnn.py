@@ -17,7 +17,6 @@ from flax import nnx
 
 from dlcli.activations import ActivationSpec
 from dlcli.errors import DlcliError
-from dlcli.models import MODELS
 from dlcli.models.layers import Activation, Flatten, Sequential
 
 
@@ -111,7 +110,6 @@ def conv_stack(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, blocks: 
     return Sequential(*layers)
 
 
-@MODELS.register("cnn")
 def cnn(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, filters: list[int] = [32, 64],
         kernel_size: int = 3, padding: Literal["SAME", "VALID"] = "SAME", pool_size: int = 2,
         activation: ActivationSpec = "relu", dense: list[int] = [128], dropout: float = 0.0) -> nnx.Module:
@@ -132,7 +130,6 @@ def cnn(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, filters: lis
     return conv_stack(in_shape, out_dim, rngs, blocks, pool_size, activation, dense, dropout)
 
 
-@MODELS.register("lenet")
 def lenet(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, activation: ActivationSpec = "tanh",
           dropout: float = 0.0) -> nnx.Module:
     """LeNet-5 (LeCun et al., 1998): 6 and 16 filters of 5x5, each max-pooled, then 120 -> 84 -> classes.

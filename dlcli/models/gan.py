@@ -19,10 +19,8 @@ from flax import nnx
 
 from dlcli.activations import ActivationSpec
 from dlcli.errors import DlcliError
-from dlcli.models import MODELS
 from dlcli.models.autoencoder import dense_stack
 from dlcli.models.layers import Flatten, Sequential
-from dlcli.tasks import MODEL_TASKS
 
 
 def player(path: tuple[Any, ...]) -> str:
@@ -69,7 +67,6 @@ class GAN(nnx.Module):
         return self.discriminator(x)  # (B, 1) logits: real vs fake
 
 
-@MODELS.register("gan")
 def gan(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, noise_dim: int = 16,
         generator: list[int] = [128, 128], discriminator: list[int] = [128, 128],
         activation: ActivationSpec = {"kind": "leaky_relu", "negative_slope": 0.2},
@@ -87,6 +84,3 @@ def gan(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, noise_dim: i
     if noise_dim < 1:
         raise DlcliError("[model]: noise_dim must be >= 1.")
     return GAN(in_shape, noise_dim, generator, discriminator, activation, output, minibatch_std, rngs)
-
-
-MODEL_TASKS["gan"] = "adversarial"

@@ -8,17 +8,14 @@ from flax import nnx
 
 from dlcli.activations import ActivationSpec, pieces_per_unit
 from dlcli.errors import DlcliError
-from dlcli.models import MODELS
 from dlcli.models.layers import Activation, Flatten, Sequential
 
 
-@MODELS.register("perceptron")
 def perceptron(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs) -> nnx.Module:
     """One linear layer: Rosenblatt's perceptron (its threshold is the task's output head)."""
     return Sequential(Flatten(), nnx.Linear(math.prod(in_shape), out_dim, rngs=rngs))
 
 
-@MODELS.register("mlp")
 def mlp(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: list[int] = [64],
         activation: ActivationSpec = "relu", dropout: float = 0.0, batch_norm: bool = False) -> nnx.Module:
     """Dense layers with a non-linearity between them; the output layer is linear (logits).

@@ -17,7 +17,6 @@ from flax import nnx
 
 from dlcli.errors import DlcliError
 from dlcli.models.cells import FusedCell, GRUCell, LSTMCell, SimpleCell
-from dlcli.models import MODELS
 from dlcli.models.layers import Sequential
 
 CELLS = {"rnn": SimpleCell, "lstm": LSTMCell, "gru": GRUCell}
@@ -88,7 +87,6 @@ def recurrent(kind: str, in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs
     return Sequential(AddFeature(), model) if len(in_shape) == 1 else model
 
 
-@MODELS.register("rnn")
 def rnn(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: int = 32, layers: int = 1,
         bidirectional: bool = False, dropout: float = 0.0) -> nnx.Module:
     """A plain (Elman) RNN over (T, F) sequences; a linear head reads the last hidden state.
@@ -102,7 +100,6 @@ def rnn(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: int 
     return recurrent("rnn", in_shape, out_dim, rngs, hidden, layers, bidirectional, dropout)
 
 
-@MODELS.register("lstm")
 def lstm(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: int = 32, layers: int = 1,
          bidirectional: bool = False, dropout: float = 0.0, forget_bias: float = 2.0) -> nnx.Module:
     """An LSTM over (T, F) sequences; settings as for ``rnn``, plus:
@@ -116,7 +113,6 @@ def lstm(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: int
     return recurrent("lstm", in_shape, out_dim, rngs, hidden, layers, bidirectional, dropout, forget_bias=forget_bias)
 
 
-@MODELS.register("gru")
 def gru(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: int = 32, layers: int = 1,
         bidirectional: bool = False, dropout: float = 0.0) -> nnx.Module:
     """A GRU over (T, F) sequences (settings as for ``rnn``): gated like the LSTM, without a cell state."""

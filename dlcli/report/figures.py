@@ -17,7 +17,7 @@ def write_run_plots(folder: Path, history: list[dict[str, Any]], best_epoch: int
     """Curves for every run; ROC and score histograms for binary; a confusion matrix for classification."""
     if history:
         plots.plot_history(history, folder / "curves.png", best_epoch=best_epoch or None)
-    if report.get("diverged") or task.kind != "classification":
+    if report.get("diverged") or not task.classifies:
         return
     plots.plot_confusion(np.asarray(report["confusion_matrix"]), classes, folder / "confusion_matrix.png")
     if task.binary and "auc" in report:

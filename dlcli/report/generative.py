@@ -20,7 +20,7 @@ from flax import nnx
 
 from dlcli.models.autoencoder import VAE
 from dlcli.models.gan import GAN
-from dlcli.report.plots import _new_figure, _save_png
+from dlcli.report.plots import new_figure, save_png
 
 SAMPLES = 1000  # generated examples saved to samples.npz
 GRID = 100  # examples shown in a sample grid
@@ -77,23 +77,23 @@ def eval_model(setup, state) -> nnx.Module:
 
 
 def write_epoch_figures(run_dir: Path, setup, state, epoch: int) -> None:
-    """After each epoch: a grid of a GAN's samples on image data (fixed noise, so frames compare)."""
-    if setup.built.task.kind != "adversarial" or not is_image(tuple(setup.data.preprocessing.input_shape)):
+    """After each epoch: whatever the run's task draws then (a GAN's samples on image data)."""
+    setup.built.task.write_epoch_figures(run_dir, setup, state, epoch)
+
+
+def write_task_figures(folder: Path, setup, last, best) -> dict[str, Any]:
+    """The final pictures of what the run's task learned (reconstructions, samples; nothing for others)."""
+    return setup.built.task.write_figures(folder, setup, last, best)
+
+
+def write_sample_grid(run_dir: Path, setup, state, epoch: int) -> None:
+    """A grid of a GAN's samples on image data (fixed noise, so frames compare); nothing for other data."""
+    if not is_image(tuple(setup.data.preprocessing.input_shape)):
         return
     gan = eval_model(setup, state)
     z = jax.random.normal(jax.random.key(setup.recipe.seed), (GRID, gan.noise_dim))
     fakes = displayable(np.asarray(generate(gan, z)), setup)
     save_image(image_grid(fakes), run_dir / "plots" / "samples" / f"epoch_{epoch:03d}.png")
-
-
-def write_task_figures(folder: Path, setup, last, best) -> dict[str, Any]:
-    """The final pictures of a reconstruction or adversarial run (nothing for other tasks)."""
-    kind = setup.built.task.kind
-    if kind == "reconstruction":
-        return reconstruction_figures(folder, setup, eval_model(setup, best))
-    if kind == "adversarial":  # a GAN's 'best' loss means little: its last weights are the result
-        return adversarial_figures(folder, setup, eval_model(setup, last))
-    return {}
 
 
 def held_out(setup) -> tuple[np.ndarray, np.ndarray | None]:
@@ -144,7 +144,7 @@ def save_samples(folder: Path, setup, samples: np.ndarray) -> dict[str, Any]:
 
 def plot_latent(codes: np.ndarray, labels: np.ndarray | None, classes: list[str] | None, path: Path) -> Path:
     """The 2-D codes as a scatter, one colour per class."""
-    figure = _new_figure(6, 5)
+    figure = new_figure(6, 5)
     axis = figure.subplots()
     if labels is None:
         axis.scatter(codes[:, 0], codes[:, 1], s=6)
@@ -157,15 +157,15 @@ def plot_latent(codes: np.ndarray, labels: np.ndarray | None, classes: list[str]
                 text.set_text(classes[index] if 0 <= index < len(classes) else text.get_text())
     axis.set(title="latent space (test split)", xlabel="code 1", ylabel="code 2")
     axis.grid(alpha=0.3)
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def plot_points(data: np.ndarray, samples: np.ndarray, path: Path) -> Path:
     """Generated 2-D points over the training data."""
-    figure = _new_figure(5, 5)
+    figure = new_figure(5, 5)
     axis = figure.subplots()
     axis.scatter(data[:, 0], data[:, 1], s=4, alpha=0.3, label="data")
     axis.scatter(samples[:, 0], samples[:, 1], s=4, alpha=0.5, label="generated")
     axis.set(title="generated samples", aspect="equal")
     axis.legend(loc="upper right")
-    return _save_png(figure, path)
+    return save_png(figure, path)

@@ -21,7 +21,7 @@ import numpy as np
 VALIDATION_PREFIX = "val_"
 
 
-def _new_figure(width: float, height: float):
+def new_figure(width: float, height: float):
     from dlcli.report import preload
 
     preload.ready()  # never two threads in matplotlib at once
@@ -30,7 +30,7 @@ def _new_figure(width: float, height: float):
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _save_png(figure, path) -> Path:
+def save_png(figure, path) -> Path:
     """Write the figure to ``path`` atomically: a reader never sees half a PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ def plot_history(history: Sequence[dict], path, *, best_epoch: int | None = None
     families = _metric_families(history) or ["loss"]
     columns = min(3, len(families))
     rows = math.ceil(len(families) / columns)
-    figure = _new_figure(4.5 * columns, 3.4 * rows)
+    figure = new_figure(4.5 * columns, 3.4 * rows)
     axes = figure.subplots(rows, columns, squeeze=False).reshape(-1)
     for axis, family in zip(axes, families):
         for key, label in ((family, "train"), (VALIDATION_PREFIX + family, "validation")):
@@ -113,12 +113,12 @@ def plot_history(history: Sequence[dict], path, *, best_epoch: int | None = None
             axis.legend()
     for axis in axes[len(families) :]:
         axis.set_visible(False)
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def plot_roc(fpr, tpr, auc: float, path, *, title: str = "ROC") -> Path:
     """ROC curve with its AUC in the legend and the chance diagonal."""
-    figure = _new_figure(5, 5)
+    figure = new_figure(5, 5)
     axis = figure.subplots()
     axis.plot(fpr, tpr, label=f"AUC = {auc:.4f}")
     axis.plot([0, 1], [0, 1], color="gray", linestyle="--", label="chance")
@@ -132,14 +132,14 @@ def plot_roc(fpr, tpr, auc: float, path, *, title: str = "ROC") -> Path:
     )
     axis.grid(alpha=0.3)
     axis.legend(loc="lower right")
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def plot_confusion(matrix, class_names: Sequence[str], path) -> Path:
     """Confusion-matrix heat map, each cell annotated with its count."""
     matrix = np.asarray(matrix)  # (K, K): rows true, columns predicted
     size = max(4.0, 0.6 * len(class_names) + 2.5)
-    figure = _new_figure(size + 1, size)
+    figure = new_figure(size + 1, size)
     axis = figure.subplots()
     image = axis.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axis)
@@ -152,7 +152,7 @@ def plot_confusion(matrix, class_names: Sequence[str], path) -> Path:
     for (row, column), count in np.ndenumerate(matrix):
         color = "white" if count > middle else "black"
         axis.text(column, row, f"{count}", ha="center", va="center", color=color)
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def plot_score_histograms(y_true, scores, path, *, bins: int = 50) -> Path:
@@ -164,7 +164,7 @@ def plot_score_histograms(y_true, scores, path, *, bins: int = 50) -> Path:
     y_true = np.asarray(y_true).reshape(-1)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     edges = np.histogram_bin_edges(scores, bins=bins)
-    figure = _new_figure(6, 4)
+    figure = new_figure(6, 4)
     axis = figure.subplots()
     for label, name in ((0, "background"), (1, "signal")):
         selected = scores[y_true == label]
@@ -175,4 +175,4 @@ def plot_score_histograms(y_true, scores, path, *, bins: int = 50) -> Path:
     axis.set(xlabel="classifier output", ylabel="density", title="Output score by class")
     if axis.has_data():
         axis.legend()
-    return _save_png(figure, path)
+    return save_png(figure, path)

@@ -13,14 +13,18 @@ gives the discriminator its own optimizer settings too (see
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 
 from dlcli.models.gan import player
-from dlcli.tasks import Task
 from dlcli.train.step import LossFn, TrainState, augment_batch, unless_padding, weight_penalty
+
+if TYPE_CHECKING:
+    from dlcli.tasks import Task  # a type only: the tasks choose their steps from this module
 
 
 def make_adversarial_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.GradientTransformation,

@@ -210,7 +210,7 @@ def fit_report(setup: Setup, predictor: Predictor, state: TrainState) -> dict[st
     it saw better than the ones it did not (overfitting, see overfit-demo).
     """
     out: dict[str, dict[str, float]] = {}
-    if setup.built.task.kind not in ("classification", "regression"):
+    if not setup.built.task.supervised:
         return out
     for split in ("train", "val"):
         if split in setup.data.splits:

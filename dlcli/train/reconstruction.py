@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import jax
 import optax
 from flax import nnx
 
-from dlcli.tasks import Task
 from dlcli.train.step import LossFn, TrainState, augment_batch, descend
+
+if TYPE_CHECKING:
+    from dlcli.tasks import Task  # a type only: the tasks choose their steps from this module
 
 
 def make_reconstruction_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.GradientTransformation,

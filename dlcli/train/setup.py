@@ -23,7 +23,7 @@ from dlcli.data.augment import build_augment
 from dlcli.engine.compilation import Compilations
 from dlcli.engine.compilation import configure as configure_compilation
 from dlcli.errors import DlcliError, choices_text
-from dlcli.evaluate import STEP_METRICS
+from dlcli.tasks import task_named
 from dlcli.optim import build_optimizer, build_schedule
 from dlcli.recipe import LoadedRecipe, Recipe
 from dlcli.train.batches import Plan, make_plan
@@ -54,10 +54,8 @@ class Setup:
 
     @property
     def per_epoch_figures(self) -> bool:
-        """A GAN on images draws its samples after every epoch, so the host needs each epoch's state."""
-        from dlcli.report.generative import is_image
-
-        return self.built.task.kind == "adversarial" and is_image(tuple(self.data.preprocessing.input_shape))
+        """The task draws after every epoch (a GAN's samples), so the host needs each epoch's state."""
+        return self.built.task.draws_every_epoch(tuple(self.data.preprocessing.input_shape))
 
     def initial_state(self) -> TrainState:
         """The state before the first step: initial weights, fresh optimizer, augmentation key from the seed."""
@@ -73,7 +71,7 @@ class Setup:
 
 
 def check_metrics(recipe: Recipe, task_kind: str) -> list[str]:
-    valid = STEP_METRICS[task_kind]
+    valid = task_named(task_kind).metric_names
     unknown = [m for m in recipe.evaluate.metrics if m not in valid]
     if unknown:
         raise DlcliError(f"evaluate.metrics: unknown metric(s) {', '.join(map(repr, unknown))} for a {task_kind} "

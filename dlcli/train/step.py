@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from dlcli.tasks import Task
 from dlcli.train.penalties import weight_penalty  # noqa: F401  (step factories import it from here)
+
+if TYPE_CHECKING:
+    from dlcli.tasks import Task  # a type only: the tasks choose their steps from this module
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -92,8 +94,7 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.Gr
 
         new, losses, logits = descend(graphdef, optimizer, state, w, count, per_example, l1, l2)
         sums = {"loss": (losses * w).sum(), "count": count}
-        if task.kind == "classification":
-            sums["correct"] = (task.correct(logits, y) * w).sum()
+        sums.update(task.step_sums(logits, y, w))
         return new, sums
 
     return step

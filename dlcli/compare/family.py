@@ -2,7 +2,7 @@
 
 A *family* is a set of compared activations whose models have the same
 parameter shapes. All element-wise activations form one family: their
-hidden layers become :class:`~dlcli.models.choice.ChoiceActivation` layers,
+hidden layers become :class:`~dlcli.compare.choice.ChoiceActivation` layers,
 so the train chunk, the evaluation and the diagnostics compile once for all
 of them. Maxout with k pieces has wider layers and is a family of its own.
 
@@ -19,9 +19,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from dlcli import diagnostics
 from dlcli.activations import ActivationSpec, get_activation, pieces_per_unit, split_spec
-from dlcli.models.choice import ChoiceActivation, can_share, with_choice
+from dlcli.compare import diagnostics
+from dlcli.compare.choice import ChoiceActivation, can_share, with_choice
 from dlcli.recipe import Recipe
 from dlcli.train.setup import Setup
 from dlcli.train.vmapped import Stack, build_stack, make_programs, train_stack
@@ -43,7 +43,7 @@ def group_families(activations: list[ActivationSpec]) -> dict[int, Family]:
 class Family:
     specs: list[ActivationSpec]
     programs: Any = None  # dlcli.train.vmapped.Programs
-    diagnose: Any = None  # dlcli.diagnostics.make_diagnose
+    diagnose: Any = None  # dlcli.compare.diagnostics.make_diagnose
 
     def adapt(self, spec: ActivationSpec):
         """The model change that lets ``spec`` share this family's programs (none for a family of one)."""

@@ -5,7 +5,7 @@ run, and seed ``s`` gives the same initial weights (where shapes agree) and
 the same batch order to every activation, so differences come from the
 activation alone. The seeds of one activation train together as one
 compiled program (:mod:`dlcli.train.vmapped`); gradient flow and unit health
-come from :mod:`dlcli.diagnostics`.
+come from :mod:`dlcli.compare.diagnostics`.
 
 The output directory holds ``recipe.toml``, ``preprocessing.json``,
 ``metrics.jsonl`` (one line per activation, seed and epoch, tagged with
@@ -138,9 +138,9 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
       reporter: progress display (see :mod:`dlcli.report.console`).
     """
     from dlcli.checkpoint import write_json
-    from dlcli.compare_family import family_key, group_families, run_activation
-    from dlcli.compare_stats import summarize
-    from dlcli.report.compare_plots import write_compare_plots
+    from dlcli.compare.family import family_key, group_families, run_activation
+    from dlcli.compare.stats import summarize
+    from dlcli.compare.plots import write_compare_plots
     from dlcli.train.setup import prepare
 
     recipe = loaded.recipe
@@ -149,7 +149,7 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
         raise DlcliError("--seeds must be at least 1.")
     started = time.perf_counter()
     setup = prepare(loaded)  # the data split, optimizer, plan and checks every activation shares
-    if setup.built.task.kind not in ("classification", "regression"):
+    if not setup.built.task.supervised:
         raise DlcliError(f"{loaded.source}: compare-activations compares classification and regression recipes; "
                          f"this one is a {setup.built.task.kind} task.")
     for spec in activations:  # every activation must build with this model before any of them trains

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dlcli.report.plots import _new_figure, _save_png
+from dlcli.report.plots import new_figure, save_png
 
 
 def load_comparison(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[int, list[dict]]]]:
@@ -53,7 +53,7 @@ def _band(runs: dict[int, list[dict]], key: str) -> tuple[np.ndarray, np.ndarray
 def plot_curves(summary: dict, histories: dict, path: Path) -> Path:
     """The primary metric and the loss per epoch: each activation's mean over seeds, its band min-max."""
     keys = list(dict.fromkeys([summary["primary"], "val_loss" if summary["primary"] != "loss" else "loss", "loss"]))
-    figure = _new_figure(5 * len(keys), 3.8)
+    figure = new_figure(5 * len(keys), 3.8)
     axes = np.atleast_1d(figure.subplots(1, len(keys)))
     for axis, key in zip(axes, keys):
         for activation in summary["ranking"] or list(histories):
@@ -67,12 +67,12 @@ def plot_curves(summary: dict, histories: dict, path: Path) -> Path:
         axis.grid(alpha=0.3)
         if axis.has_data():
             axis.legend(fontsize="small")
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def plot_grad_norms(summary: dict, histories: dict, path: Path) -> Path:
     """Left: gradient norm per layer at init and at the end. Right: first/last layer ratio per epoch."""
-    figure = _new_figure(11, 4)
+    figure = new_figure(11, 4)
     left, right = figure.subplots(1, 2)
     for run in summary["runs"]:
         activation = run["activation"]
@@ -100,7 +100,7 @@ def plot_grad_norms(summary: dict, histories: dict, path: Path) -> Path:
         axis.grid(alpha=0.3)
         if axis.has_data():
             axis.legend(fontsize="x-small")
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def plot_units(summary: dict, path: Path) -> Path:
@@ -108,7 +108,7 @@ def plot_units(summary: dict, path: Path) -> Path:
     rows = summary["activations"]
     names = [row["activation"] for row in rows]
     x = np.arange(len(rows))
-    figure = _new_figure(max(8, 1.6 * len(rows) + 4), 4)
+    figure = new_figure(max(8, 1.6 * len(rows) + 4), 4)
     left, right = figure.subplots(1, 2)
     for offset, when in ((-0.2, "init"), (0.2, "final")):
         values = [((row["units"] or {}).get(when) or {}).get("mean") or 0.0 for row in rows]
@@ -125,4 +125,4 @@ def plot_units(summary: dict, path: Path) -> Path:
     right.legend()
     for axis in (left, right):
         axis.grid(alpha=0.3, axis="y")
-    return _save_png(figure, path)
+    return save_png(figure, path)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dlcli.diagnostics import headline
+from dlcli.compare.diagnostics import headline
 from dlcli.recipe import Recipe
 
 HIGHER_IS_BETTER = ("accuracy", "auc", "r2")

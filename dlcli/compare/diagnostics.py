@@ -29,15 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from dlcli.models.choice import ChoiceActivation
+from dlcli.activations import ACTIVATIONS
+from dlcli.compare.choice import ChoiceActivation
 from dlcli.models.layers import Activation, Sequential
 
 PROBE_EXAMPLES = 512  # the fixed batch the gradient norms are measured on
 UNIT_EXAMPLES = 10_000  # validation examples the unit shares are measured on (bounded memory)
-# |z| beyond which sigma'(z) < 0.018 and tanh'(z) < 0.071: 7% of each derivative's peak.
-SATURATION = {"sigmoid": 4.0, "tanh": 2.0}
-# Functions that are flat (zero or nearly so) for z <= 0: a unit never above 0 is dead (or nearly).
-RELU_LIKE = {"relu", "leaky_relu", "elu", "gelu", "silu", "softplus"}
 
 
 def make_diagnose(graphdef: nnx.GraphDef, loss_fn, with_units: bool) -> Callable[..., dict[str, jax.Array]]:
@@ -73,8 +70,13 @@ def has_hidden_layers(model: nnx.Module) -> bool:
 def saturation_threshold(layer: nnx.Module) -> jax.Array:
     """|z| beyond which ``layer``'s function counts as saturated (infinite: never)."""
     if isinstance(layer, ChoiceActivation):  # the threshold of the function the index selects
-        return jnp.asarray([SATURATION.get(name, jnp.inf) for name in layer.names])[layer.index[...]]
-    return jnp.asarray(SATURATION.get(layer.name, jnp.inf))
+        return jnp.asarray([saturates_beyond(name) for name in layer.names])[layer.index[...]]
+    return jnp.asarray(saturates_beyond(layer.name))
+
+
+def saturates_beyond(activation: str) -> float:
+    """The |z| beyond which ``activation`` counts as saturated (the registry's trait; inf: never)."""
+    return ACTIVATIONS.trait(activation, "saturates_beyond", float("inf"))
 
 
 def unit_shares(model: Sequential, x: jax.Array) -> dict[str, jax.Array]:
@@ -99,7 +101,7 @@ def unit_summary(shares: dict[str, np.ndarray], activation: str) -> dict[str, An
     if activation == "maxout" or not len(shares.get("dead", [])):
         return {"dead": None, "active": None, "saturated": None, "per_layer": None}
     out = {"dead": float(np.mean(shares["dead"])), "active": float(np.mean(shares["active"])),
-           "saturated": float(np.mean(shares["saturated"])) if activation in SATURATION else None,
+           "saturated": float(np.mean(shares["saturated"])) if saturates_beyond(activation) < float("inf") else None,
            "per_layer": {k: np.asarray(v).tolist() for k, v in shares.items()}}
     return out
 
@@ -111,8 +113,8 @@ def headline(activation: str) -> tuple[str, str] | None:
     ELU and the smooth ReLUs such units still get a small gradient, so they
     are only *inactive*; sigmoid and tanh fail by *saturating*.
     """
-    if activation in SATURATION:
+    if saturates_beyond(activation) < float("inf"):
         return "saturated", "saturated"
-    if activation in RELU_LIKE:
+    if ACTIVATIONS.trait(activation, "flat_below_zero", False):
         return "dead", "dead" if activation == "relu" else "inactive"
     return None

@@ -1,0 +1,10 @@
+"""Comparisons of recipe variants trained on the same split with the same seeds.
+
+- :mod:`dlcli.compare.activations`: ``dlcli compare-activations``, the command's library call;
+- :mod:`dlcli.compare.family`: variants that share one compiled program, trained as one stack;
+- :mod:`dlcli.compare.choice`: the hidden activation as data, so activations share a program;
+- :mod:`dlcli.compare.diagnostics`: gradient flow and unit health per layer;
+- :mod:`dlcli.compare.stats`: paired statistics and the verdict;
+- :mod:`dlcli.compare.plots` and :mod:`dlcli.compare.table`: figures and the console table,
+  drawn from the comparison's files.
+"""

@@ -1,0 +1,52 @@
+"""Splitting a data set: seeded held-out fractions, and the model-ready splits that result."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlcli.data.preprocess import Preprocessing
+from dlcli.errors import DlcliError
+from dlcli.recipe import DataConfig
+
+Arrays = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class Prepared:
+    """Model-ready splits and the preprocessing that made them."""
+
+    splits: dict[str, Arrays]  # "train" and, when present, "val" and "test"
+    preprocessing: Preprocessing
+    labels: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # per split, when x is also y
+
+    @property
+    def num_classes(self) -> int | None:
+        classes = self.preprocessing.classes
+        return len(classes) if classes else None
+
+
+def split_indices(n: int, seed: int, fractions: dict[str, float]) -> dict[str, np.ndarray]:
+    """Seeded disjoint index sets: each named fraction, and 'train' the rest."""
+    order = np.random.default_rng(seed).permutation(n)
+    out, start = {}, 0
+    for name, fraction in fractions.items():
+        count = int(round(n * fraction))
+        out[name], start = order[start:start + count], start + count
+    out["train"] = order[start:]
+    if len(out["train"]) == 0:
+        raise DlcliError(f"data: with {n} examples, validation_split and test_split leave no training examples. "
+                         "Lower them.")
+    return out
+
+
+def split_fractions(config: DataConfig, extra: dict) -> dict[str, float]:
+    """The fractions of the data to hold out: test and val, unless their own files (``extra``) give them."""
+    fractions = {}
+    if config.test_split and "test" not in extra:
+        fractions["test"] = config.test_split
+    if config.validation_split and "val" not in extra:
+        fractions["val"] = config.validation_split
+    return fractions
