@@ -68,15 +68,19 @@ def test_vmapped_seeds_equal_separate_runs(tmp_path):
     """Three seeds in one program == each seed run on its own: seed 0 as a plain `dlcli train`, seed 2 alone."""
     from dlcli.train.loop import train
     from dlcli.train.setup import prepare
-    from dlcli.train.vmapped import build_stack, train_stack
+    from dlcli.engine.driver import Engine
+    from dlcli.engine.stack import member_states, train_stack
 
     overrides = ["data.source=moons", "model.hidden=[8, 8]", "train.epochs=2", "train.batch_size=50",
                  "evaluate.metrics=[\"accuracy\"]"]
     loaded = load_recipe("compare-deep-mlp", overrides)
     setup = prepare(loaded)
     quiet = make_reporter(quiet=True)
-    together = train_stack(setup, build_stack(setup, [0, 1, 2]), quiet, "together").members
-    alone = train_stack(setup, build_stack(setup, [2]), quiet, "alone").members[0]
+    def stack(seeds):
+        built, states = member_states(setup, seeds)
+        return train_stack(Engine(setup, seeds, built), states, quiet, "stack").members
+
+    together, alone = stack([0, 1, 2]), stack([2])[0]
     plain = train(loaded, tmp_path, quiet)  # the recipe's seed is 0
     for member, single in ((together[0], plain), (together[2], alone)):
         for key in ("loss", "val_loss", "accuracy", "val_accuracy"):

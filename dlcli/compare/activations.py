@@ -4,7 +4,7 @@ The comparison is paired: the recipe's seed fixes one data split for every
 run, and seed ``s`` gives the same initial weights (where shapes agree) and
 the same batch order to every activation, so differences come from the
 activation alone. The seeds of one activation train together as one
-compiled program (:mod:`dlcli.train.vmapped`); gradient flow and unit health
+compiled program (:mod:`dlcli.engine.stack`); gradient flow and unit health
 come from :mod:`dlcli.compare.diagnostics`.
 
 The output directory holds ``recipe.toml``, ``preprocessing.json``,
@@ -102,15 +102,12 @@ def check_builds(recipe: Recipe, setup) -> None:
                                        task.output_dim, recipe.seed))
 
 
-def unused_settings(loaded: LoadedRecipe, augmented: bool) -> list[str]:
+def unused_settings(loaded: LoadedRecipe) -> list[str]:
     """Notes for the recipe keys a comparison does not use, when the recipe or --set gave them."""
     notes = []
     if "train.checkpoint_seconds" in loaded.origins:
         notes.append("train.checkpoint_seconds is not used: compare-activations keeps no checkpoints (its runs are "
                      "re-readable from metrics.jsonl and summary.json).")
-    if "train.chunks_per_epoch" in loaded.origins and not augmented:
-        notes.append("train.chunks_per_epoch is not used: compare-activations cuts epochs into chunks for all its "
-                     "seeds at once (one chunk for small data) and reports progress per epoch; results are the same.")
     return notes
 
 
@@ -154,7 +151,7 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
                          f"this one is a {setup.built.task.kind} task.")
     for spec in activations:  # every activation must build with this model before any of them trains
         check_builds(with_activation(recipe, spec), setup)
-    notes = unused_settings(loaded, setup.augment is not None)
+    notes = unused_settings(loaded)
     for note in notes:
         reporter.note(note)
     run_dir = start_directory(out, loaded, setup)

@@ -24,7 +24,8 @@ from dlcli.compare import diagnostics
 from dlcli.compare.choice import ChoiceActivation, can_share, with_choice
 from dlcli.recipe import Recipe
 from dlcli.train.setup import Setup
-from dlcli.train.vmapped import Stack, build_stack, make_programs, train_stack
+from dlcli.engine.driver import Engine
+from dlcli.engine.stack import member_states, train_stack
 
 
 def family_key(spec: ActivationSpec) -> int:
@@ -42,7 +43,7 @@ def group_families(activations: list[ActivationSpec]) -> dict[int, Family]:
 @dataclass
 class Family:
     specs: list[ActivationSpec]
-    programs: Any = None  # dlcli.train.vmapped.Programs
+    engine: Engine | None = None  # compiled for the family's architecture and the number of seeds
     diagnose: Any = None  # dlcli.compare.diagnostics.make_diagnose
 
     def adapt(self, spec: ActivationSpec):
@@ -59,17 +60,24 @@ class Family:
         return len(self.specs) == 1 or any(isinstance(layer, ChoiceActivation)
                                            for layer in getattr(built.model, "layers", []))
 
-    def make(self, setup: Setup, built) -> None:
-        self.programs = make_programs(setup, built)
+    def make(self, setup: Setup, built, seeds: list[int], probe, x_units) -> None:
         self.diagnose = diagnostics.make_diagnose(built.eval_graph, built.loss_fn,
                                                   diagnostics.has_hidden_layers(built.model))
 
-    def stack_for(self, setup: Setup, recipe: Recipe, seeds: list[int], spec: ActivationSpec) -> Stack:
-        """The stacked models of ``spec``, with this family's programs ready for them."""
-        stack = build_stack(setup, seeds, recipe, adapt=self.adapt(spec))
-        if self.programs is None or not self.shares(stack.built):
-            self.make(setup, stack.built)
-        return stack
+        def grad_records(state) -> list[dict[str, Any]]:
+            norms = jax.device_get(self.diagnose(state.params, state.rest, *probe, x_units))["grad_norms"]
+            return [{"grad_norms": row.tolist()} for row in norms]
+
+        self.engine = Engine(setup, seeds, built, epoch_extras=grad_records)
+
+    def stack_for(self, setup: Setup, recipe: Recipe, seeds: list[int], spec: ActivationSpec
+                  ) -> tuple[Any, list[Any]]:
+        """The models of ``spec`` (member 0's assembly, every member's state), this family's engine ready."""
+        built, states = member_states(setup, seeds, recipe, adapt=self.adapt(spec))
+        if self.engine is None or not self.shares(built):
+            probe, x_units, _ = probes(setup)
+            self.make(setup, built, seeds, probe, x_units)
+        return built, states
 
 
 def probes(setup: Setup) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, Any]:
@@ -85,8 +93,8 @@ def reported_record(member, setup: Setup) -> dict[str, Any]:
     """The epoch a run is judged by: its last, or with early stopping its best (the weights `dlcli train` keeps)."""
     if not member.history:
         return {}
-    if setup.recipe.train.early_stopping is not None and member.stopping.best_epoch:
-        return member.history[member.stopping.best_epoch - 1]
+    if setup.recipe.train.early_stopping is not None and member.best_epoch:
+        return member.history[member.best_epoch - 1]
     return member.history[-1]
 
 
@@ -96,8 +104,7 @@ def run_activation(setup: Setup, recipe: Recipe, seeds: list[int], label: str, r
     tick = time.perf_counter()
     spec = recipe.model.settings()["activation"]
     name = split_spec(spec)[0]
-    stack = family.stack_for(setup, recipe, seeds, spec)
-    built = stack.built
+    built, states = family.stack_for(setup, recipe, seeds, spec)
     probe, x_units, _ = probes(setup)
 
     def measure(params, rest) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -106,18 +113,16 @@ def run_activation(setup: Setup, recipe: Recipe, seeds: list[int], label: str, r
         units = [diagnostics.unit_summary({k: v[m] for k, v in shares.items()}, name) for m in range(len(seeds))]
         return norms, units
 
-    def grad_records(state) -> list[dict[str, Any]]:
-        return [{"grad_norms": row.tolist()} for row in measure(state.params, state.rest)[0]]
-
-    init_norms, init_units = measure(stack.state.params, stack.state.rest)
-    result = train_stack(setup, stack, reporter, f"{label} x{len(seeds)} seeds", family.programs, on_record=write,
-                         after_epoch=grad_records)
+    stacked = jax.tree.map(lambda *leaves: np.stack([np.asarray(leaf) for leaf in leaves]),
+                           *[(s.params, s.rest) for s in states])
+    init_norms, init_units = measure(*stacked)
+    result = train_stack(family.engine, states, reporter, f"{label} x{len(seeds)} seeds", on_record=write)
     final_norms, final_units = measure(result.last.params, result.last.rest)
     members = []
     for m, member in enumerate(result.members):
         members.append({
             "seed": member.seed, "ended": member.ended, "epochs_run": len(member.history),
-            "best_epoch": member.stopping.best_epoch, "monitor": member.stopping.monitor,
+            "best_epoch": member.best_epoch, "monitor": member.monitor,
             "final": {k: v for k, v in reported_record(member, setup).items() if k != "grad_norms"},
             "grad_norms": {"init": init_norms[m].tolist(), "final": final_norms[m].tolist()},
             "units": {"init": init_units[m], "final": final_units[m]}, "history": member.history,

@@ -102,15 +102,18 @@ class Engine:
       setup: from :func:`dlcli.train.setup.prepare`.
       seeds: one member per seed; member m shuffles as a run seeded ``seeds[m]``.
       built: the architecture (default the setup's).
-      per_epoch_host: the caller needs every epoch's state on the host (one epoch per call).
+      epoch_extras: per-member fields added to each epoch record, computed on the host from the
+        stacked state after the epoch (e.g. gradient norms); then calls run one epoch each.
     """
 
-    def __init__(self, setup, seeds: list[int], built=None, per_epoch_host: bool = False):
+    def __init__(self, setup, seeds: list[int], built=None,
+                 epoch_extras: Callable[[TrainState], list[dict[str, Any]]] | None = None):
         recipe, data = setup.recipe, setup.data
         self.setup, self.seeds, self.built = setup, list(seeds), built or setup.built
         self.examples = len(data.splits["train"][0])
         self.layout = make_layout(self.examples, recipe.train.batch_size, recipe.train.chunks_per_epoch,
-                                  len(seeds), per_epoch_host or setup.per_epoch_figures)
+                                  len(seeds), epoch_extras is not None or setup.per_epoch_figures)
+        self.epoch_extras = epoch_extras
         step = make_task_step(self.built.train_graph, self.built.loss_fn, setup.optimizer, self.built.task,
                               recipe.train.l1, recipe.train.l2, setup.augment)
         self.spec = EpochSpec(self.built.task, self.built.loss_fn, self.built.eval_graph, setup.wanted,
@@ -202,6 +205,7 @@ class Engine:
         for g in range(count):
             progress.epoch_seconds += seconds / count
             reporter.advance(plan.steps_per_chunk)
+            extras = self.epoch_extras(carry.state) if self.epoch_extras and outs["ended"][g].any() else None
             for m in range(self.members):
                 if outs["diverged"][g, m]:
                     step = progress.chunk * plan.steps_per_chunk + int(outs["nonfinite_at"][g, m]) + 1
@@ -214,6 +218,7 @@ class Engine:
                     reporter.note(f"member {m} (seed {self.seeds[m]}) diverged: {error}")
                 if outs["ended"][g, m]:
                     record = self.record(outs["record"], g, m, progress)
+                    record.update(extras[m] if extras else {})
                     progress.histories[m].append(record)
                     on_epoch(m, record, carry)
                     if outs["stopped"][g, m] and self.members == 1:
