@@ -89,7 +89,3 @@ class Predictor:
         idx, n = eval_indices(len(x), self.batch_size)
         outputs = self._predict(params, rest, x, idx)  # (S, B, O) or (S, B, *input shape) for reconstructions
         return np.asarray(outputs).reshape(-1, *outputs.shape[2:])[:n]
-
-    @property
-    def compilations(self) -> int:
-        return self._predict._cache_size()

@@ -175,6 +175,8 @@ def load_checkpoint(path: Path, like: Any) -> Any:
     for key, leaf in zip(sorted(stored), leaves):
         value = stored[key]
         if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
+            # ``like`` may hold shapes only (an abstract model): its keys use the default implementation.
+            impl = jax.random.key_impl(leaf) if isinstance(leaf, jax.Array) else None
+            value = jax.random.wrap_key_data(value, impl=impl)
         restored.append(jax.numpy.asarray(value))
     return jax.tree.unflatten(treedef, restored)

@@ -17,6 +17,7 @@ from dlcli.data.preprocess import Preprocessing
 from dlcli.data.tables import check_exists, file_format, peek_columns, read_npz, read_table
 from dlcli.errors import DlcliError
 from dlcli.evaluate import outputs_report
+from dlcli.engine.compilation import configure as configure_compilation
 from dlcli.recipe import LoadedRecipe, Recipe, load_recipe
 from dlcli.tasks import task_named
 from dlcli.train.step import TrainState
@@ -43,7 +44,8 @@ def open_run(path: Path) -> Run:
                              "`dlcli train` printed (runs/<recipe>/<timestamp>).")
     loaded = load_recipe(str(path / "recipe.toml"))
     pre = Preprocessing.load(path / "preprocessing.json")
-    built = assemble(loaded.recipe, pre)
+    configure_compilation()
+    built = assemble(loaded.recipe, pre, abstract=True)  # shapes only: the weights come from the checkpoint
     params, rest = load_checkpoint_params(path / "checkpoints" / "best", built, loaded.recipe)
     return Run(path, loaded, pre, built, params, rest)
 
@@ -53,7 +55,7 @@ def load_checkpoint_params(path: Path, built: Assembled, recipe: Recipe) -> tupl
     from dlcli.optim import build_optimizer
 
     optimizer = build_optimizer(recipe.optimizer, 1)
-    like = TrainState(built.params, built.rest, optimizer.init(built.params), np.zeros((), np.int32))
+    like = TrainState(built.params, built.rest, jax.eval_shape(optimizer.init, built.params), np.zeros((), np.int32))
     state = load_checkpoint(path, like)
     return state.params, state.rest
 
@@ -125,7 +127,10 @@ def evaluate_run(path: Path, split: str | None = None, data_file: Path | None = 
                              "data.test_path when training, or pass --split val / --data FILE.")
         x, y = data.splits[split]
         source = split
-    report = outputs_report(run.built.task, run.built.loss_fn, run.outputs(x), y, run.preprocessing.classes)
+    outputs, losses, predictions = Predictor(run.built.eval_graph).judge(run.built, run.params, run.rest,
+                                                                          jax.device_put(x), y)
+    report = outputs_report(run.built.task, run.built.loss_fn, outputs, y, run.preprocessing.classes, losses,
+                            predictions)
     return {"run": str(path), "data": source, **report}
 
 

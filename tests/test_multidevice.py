@@ -34,4 +34,4 @@ def test_four_devices_match_one(tmp_path):
     assert one["device"].endswith("x1") and four["device"].endswith("x4")
     assert abs(one["final"]["loss"] - four["final"]["loss"]) < 1e-4
     assert one["final"]["accuracy"] == four["final"]["accuracy"]
-    assert four["compilations"]["train_chunk"] == 1
+    assert four["compilations"]["train"] == 1

@@ -76,7 +76,7 @@ def test_higgs_recipe_trains_on_a_higgs_shaped_parquet_without_recompiling(tmp_p
     result = train_recipe("higgs-mlp", tmp_path, f"data.path={higgs_parquet}", "train.epochs=3")
     summary = result.summary
     assert summary["epochs_run"] == 3
-    assert summary["compilations"]["train_chunk"] == 1  # one compile, reused by every chunk of 3 epochs
+    assert summary["compilations"]["train"] == 1  # one compile, reused by every chunk of 3 epochs
     assert summary["parameters"] == 28 * 100 + 100 + 100 + 1  # 3,001, as Keras' model.summary() shows
     assert summary["evaluated_on"] == "val"
     assert summary["final"]["auc"] > 0.75 and summary["final"]["accuracy"] > 0.65

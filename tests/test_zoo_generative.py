@@ -28,7 +28,7 @@ def modes_covered(samples: np.ndarray, modes: int = 8, radius: float = 2.0, near
 def test_digits_autoencoder_reconstructs_and_plots_its_latent_space(tmp_path):
     result = run_recipe("digits-autoencoder", tmp_path, "train.epochs=3")
     summary, plots = result.summary, result.run_dir / "plots"
-    assert summary["task"] == "reconstruction" and summary["compilations"]["train_chunk"] == 1
+    assert summary["task"] == "reconstruction" and summary["compilations"]["train"] == 1
     assert summary["final"]["mse"] < 0.08  # per pixel; predicting the mean image gives about 0.1
     assert (plots / "latent_space.png").stat().st_size > 10_000
     assert (plots / "reconstructions.png").is_file()
@@ -75,7 +75,7 @@ def test_gan_step_updates_both_networks_and_reports_both_losses(tmp_path):
     result = run_recipe("gan-2d", tmp_path, "train.epochs=1", "data.options.samples=1000")
     record = result.history[-1]
     assert {"discriminator_loss", "generator_loss"} <= set(record)
-    assert result.summary["task"] == "adversarial" and result.summary["compilations"]["train_chunk"] == 1
+    assert result.summary["task"] == "adversarial" and result.summary["compilations"]["train"] == 1
     assert np.load(result.run_dir / "samples.npz")["x"].shape == (1000, 2)
 
 

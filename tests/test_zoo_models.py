@@ -55,13 +55,13 @@ def test_packaged_data_sets_load_offline_with_their_shapes():
 
 def test_digits_cnn_trains_with_one_compilation(tmp_path):
     result = run_recipe("digits-cnn", tmp_path, "train.epochs=1", "model.filters=[8, 16]", "model.dense=[32]")
-    assert result.summary["compilations"]["train_chunk"] == 1
+    assert result.summary["compilations"]["train"] == 1
     assert result.summary["final"]["accuracy"] > 0.3  # ten classes: chance is 0.1
 
 
 def test_lstm_regression_on_sine_waves_compiles_once(tmp_path):
     result = run_recipe("sine-lstm", tmp_path, "train.epochs=2", "data.options.samples=600", "model.hidden=16")
-    assert result.summary["compilations"]["train_chunk"] == 1
+    assert result.summary["compilations"]["train"] == 1
     assert result.summary["final"]["r2"] > 0.5
 
 
@@ -111,4 +111,4 @@ def test_images_and_sequences_from_npz_take_their_shape_from_the_file(tmp_path, 
     (tmp_path / "r.toml").write_text(f'name = "npz-{kind}"\n[data]\nsource = "npz"\npath = "data.npz"\n'
                                      f'[model]\nkind = "{kind}"\n{SMALL[kind]}\n[train]\nepochs = 1\nbatch_size = 16\n')
     result = train(load_recipe(str(tmp_path / "r.toml")), tmp_path / "runs", make_reporter(quiet=True))
-    assert result.summary["task"] == "classification" and result.summary["compilations"]["train_chunk"] == 1
+    assert result.summary["task"] == "classification" and result.summary["compilations"]["train"] == 1

@@ -17,7 +17,8 @@ import jax
 OFF = ("", "0", "off", "false", "no")
 LOWERED = "/jax/core/compile/jaxpr_to_mlir_module_duration"  # once per program, compiled or loaded
 CACHE_HIT = "/jax/compilation_cache/cache_hits"
-_counts = {"programs": 0, "from_cache": 0}
+_counts = {"programs": 0, "from_cache": 0, "train": 0}
+TRAIN_PROGRAM = "train_block"  # the engine's compiled training function (dlcli.engine.program)
 
 
 def cache_dir() -> Path | None:
@@ -30,9 +31,10 @@ def cache_dir() -> Path | None:
     return Path(platformdirs.user_cache_dir("dlcli")) / "xla"
 
 
-def _on_duration(event: str, duration: float, **_) -> None:
+def _on_duration(event: str, duration: float, fun_name: str = "", **_) -> None:
     if event == LOWERED:
         _counts["programs"] += 1
+        _counts["train"] += TRAIN_PROGRAM in fun_name
 
 
 def _on_event(event: str, **_) -> None:
@@ -61,14 +63,15 @@ def configure() -> None:
 
 @dataclass
 class Compilations:
-    """Programs compiled (or loaded from the cache) since :meth:`start`."""
+    """Programs compiled (or loaded from the cache) since :meth:`start`; ``train``: the training program's."""
 
     programs: int = 0
     from_cache: int = 0
+    train: int = 0
 
     @classmethod
     def start(cls) -> "Compilations":
-        return cls(_counts["programs"], _counts["from_cache"])
+        return cls(**_counts)
 
     def since(self) -> dict[str, int]:
-        return {"programs": _counts["programs"] - self.programs, "from_cache": _counts["from_cache"] - self.from_cache}
+        return {key: _counts[key] - getattr(self, key) for key in _counts}

@@ -214,6 +214,7 @@ class Engine:
                         last = progress.histories[m][-1]["loss"]
                     error = Diverged(m, progress.epoch, step, plan.steps, last)
                     if self.members == 1:
+                        error.carry = carry  # the member is at its last good state (the old carry was donated)
                         raise error
                     reporter.note(f"member {m} (seed {self.seeds[m]}) diverged: {error}")
                 if outs["ended"][g, m]:

@@ -17,6 +17,7 @@ loss turns NaN or infinite leaves the member at its state before the row
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -32,9 +33,12 @@ from dlcli.optim import learning_rate_scale
 from dlcli.tasks import Task
 from dlcli.train.batches import eval_indices
 from dlcli.train.early_stopping import EarlyStopping
-from dlcli.train.step import MAX_GATHERED_BYTES, TrainState, row_bytes
+from dlcli.train.step import TrainState
 
-DIAGNOSTICS = ("nonfinite_at", "last_finite_loss")  # per-row outputs that are not sums
+# A row's batches are gathered in one go when that copy fits in this many bytes,
+# and step by step inside the loop otherwise (many stacked members of a large
+# data set), so that the copy never rivals the data set itself.
+MAX_GATHERED_BYTES = 256 << 20
 
 
 class Carry(NamedTuple):
@@ -82,6 +86,11 @@ def step_loop(step: Callable, state: TrainState, x_all, y_all, idx: jax.Array, w
     zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: step(state, *first)[1]))
     (state, sums), step_losses = jax.lax.scan(body, (state, zeros), batches)
     return state, sums, step_losses
+
+
+def row_bytes(array: jax.Array) -> int:
+    """Bytes of one example (one row along the first axis)."""
+    return math.prod(array.shape[1:]) * array.dtype.itemsize
 
 
 def outputs_on(eval_graph: nnx.GraphDef, state: TrainState, x: jax.Array, batch_size: int = 4096) -> jax.Array:
@@ -161,7 +170,7 @@ def make_block_fn(step: Callable, spec: EpochSpec, members: int) -> Callable:
             first = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
             return jax.tree.map(lambda a: a[None], row(first(carry), x_all, y_all, val, idx[0], w[0], ends))
 
-    def block(carry: Carry, x_all, y_all, val, idx, w, ends, active):
+    def train_block(carry: Carry, x_all, y_all, val, idx, w, ends, active):
         example = (idx[0], w[0], ends[0])
         shapes = jax.eval_shape(lambda c: row_of_stack(c, x_all, y_all, val, *example)[1], carry)
 
@@ -173,4 +182,4 @@ def make_block_fn(step: Callable, spec: EpochSpec, members: int) -> Callable:
 
         return jax.lax.scan(body, carry, (idx, w, ends, active))
 
-    return jax.jit(block, donate_argnums=0)
+    return jax.jit(train_block, donate_argnums=0)

@@ -16,14 +16,15 @@ from dlcli.train.early_stopping import EarlyStopping
 
 
 class StopState(NamedTuple):
-    best: jax.Array  # f32, NaN until the first finite value
+    best: jax.Array  # f32, +inf (min) or -inf (max) until the first finite value
     best_epoch: jax.Array  # i32, 0 until then
     wait: jax.Array  # i32, epochs without improvement
     stopped: jax.Array  # bool
 
 
 def initial_stop_state(rule: EarlyStopping) -> StopState:
-    best = jnp.nan if rule.best is None else rule.best
+    # An infinite start, not NaN: every process of a multi-process run must hold equal values.
+    best = (jnp.inf if rule.mode == "min" else -jnp.inf) if rule.best is None else rule.best
     return StopState(jnp.asarray(best, jnp.float32), jnp.asarray(rule.best_epoch, jnp.int32),
                      jnp.asarray(rule.wait, jnp.int32), jnp.asarray(False))
 
@@ -32,7 +33,7 @@ def update_stop_state(rule: EarlyStopping, stop: StopState, epoch: jax.Array, va
                       ) -> tuple[StopState, jax.Array]:
     """The state after one epoch's monitored ``value``, and whether that epoch is the best so far."""
     gain = stop.best - value if rule.mode == "min" else value - stop.best
-    improved = jnp.isfinite(value) & (jnp.isnan(stop.best) | (gain > rule.min_delta))
+    improved = jnp.isfinite(value) & (gain > rule.min_delta)  # the first finite value gains +inf
     wait = jnp.where(improved, 0, stop.wait + 1)
     stopped = stop.stopped | (~improved & (wait >= rule.patience) if rule.patience is not None else False)
     return StopState(jnp.where(improved, value, stop.best), jnp.where(improved, epoch, stop.best_epoch),

@@ -165,7 +165,7 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, progress: Prog
         try:
             carry = engine.run(carry, progress, reporter, between_calls, on_epoch)
         except Diverged as error:
-            good = member(carry)  # the engine left the member at its state before the bad row
+            good = member(error.carry)  # the engine left the member at its state before the bad row
             save_resumable(checkpoints, good, progress.snapshot())
             summary = finish(run_dir, setup, good, progress, "diverged", time.perf_counter() - started,
                              engine, diverged_at=error.where)

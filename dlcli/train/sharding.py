@@ -59,10 +59,9 @@ class Placement:
     def replicated(self) -> NamedSharding:
         return NamedSharding(self.mesh, PartitionSpec())
 
-    @property
-    def batch_sharded(self) -> NamedSharding:
-        """(..., S, B) index arrays split along their last (batch) axis."""
-        return NamedSharding(self.mesh, PartitionSpec(None, "data"))
+    def batch_sharded(self, ndim: int) -> NamedSharding:
+        """(..., B) index arrays of ``ndim`` axes split along their last (batch) axis."""
+        return NamedSharding(self.mesh, PartitionSpec(*[None] * (ndim - 1), "data"))
 
     def put_replicated(self, tree: Any) -> Any:
         # Every process holds the same host values (same seed, same split), as
@@ -70,7 +69,7 @@ class Placement:
         return jax.device_put(tree, self.replicated)
 
     def put_batches(self, array: np.ndarray) -> jax.Array:
-        return jax.device_put(array, self.batch_sharded)
+        return jax.device_put(array, self.batch_sharded(array.ndim))
 
 
 def placement_for(batch_size: int) -> Placement:

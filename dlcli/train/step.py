@@ -9,7 +9,6 @@ batch is all padding leaves the state untouched.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -24,12 +23,6 @@ if TYPE_CHECKING:
     from dlcli.tasks import Task  # a type only: the tasks choose their steps from this module
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
-
-# A chunk's batches are gathered in one go when that copy fits in this many
-# bytes, and step by step inside the loop otherwise (many stacked members of a
-# large data set), so that the copy never rivals the data set itself.
-MAX_GATHERED_BYTES = 256 << 20
-
 
 class TrainState(NamedTuple):
     params: Any  # nnx.State of nnx.Param
@@ -98,52 +91,6 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: optax.Gr
         return new, sums
 
     return step
-
-
-def make_chunk_fn(step: Callable) -> Callable:
-    """``run_chunk(state, x_all, y_all, idx, w) -> (state, sums)``, jitted, donating the state.
-
-    Besides the summed metrics, ``sums`` carries two diagnostics that are not
-    sums: ``nonfinite_at``, the index in the chunk of the first step whose
-    loss was NaN or infinite (-1 if none), and ``last_finite_loss``, the mean
-    batch loss of the step before it (NaN if there is none).
-    """
-
-    def run_chunk(state: TrainState, x_all: jax.Array, y_all: jax.Array, idx: jax.Array, w: jax.Array):
-        if idx.size * (row_bytes(x_all) + row_bytes(y_all)) <= MAX_GATHERED_BYTES:
-            # One gather for the whole chunk, then contiguous slices per step: a small
-            # gather from the full data set inside the loop is split across threads
-            # by XLA:CPU and cost more than the step's own arithmetic (HIGGS MLP,
-            # benchmarks/higgs_vs_keras.py).
-            batches = (x_all[idx], y_all[idx], w)  # (S, B, ...), (S, B, ...), (S, B)
-            take = lambda batch: batch  # noqa: E731
-        else:
-            batches = (idx, w)
-            take = lambda batch: (x_all[batch[0]], y_all[batch[0]], batch[1])  # noqa: E731
-
-        def body(carry, batch):
-            state, sums = carry
-            x, y, wi = take(batch)  # (B, ...), (B, ...), (B,)
-            state, batch_sums = step(state, x, y, wi)
-            batch_loss = batch_sums["loss"] / jnp.maximum(batch_sums["count"], 1.0)
-            return (state, jax.tree.map(jnp.add, sums, batch_sums)), batch_loss
-
-        first = lambda: take(jax.tree.map(lambda a: a[0], batches))  # noqa: E731
-        zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: step(state, *first())[1]))
-        (state, sums), step_losses = jax.lax.scan(body, (state, zeros), batches)  # step_losses: (S,)
-        bad = ~jnp.isfinite(step_losses)
-        first_bad = jnp.where(bad.any(), jnp.argmax(bad), -1)
-        previous = step_losses[jnp.maximum(first_bad - 1, 0)]
-        sums = {**sums, "nonfinite_at": first_bad,
-                "last_finite_loss": jnp.where(first_bad > 0, previous, jnp.nan)}
-        return state, sums
-
-    return jax.jit(run_chunk, donate_argnums=0)
-
-
-def row_bytes(array: jax.Array) -> int:
-    """Bytes of one example (one row along the first axis)."""
-    return math.prod(array.shape[1:]) * array.dtype.itemsize
 
 
 def make_predict_fn(graphdef: nnx.GraphDef) -> Callable:
