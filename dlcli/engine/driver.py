@@ -257,7 +257,7 @@ def stack_trees(trees: list[Any]) -> Any:
     """Leaves stacked on a new leading axis; on the host, so that no shape needs a compiled stack."""
 
     def stack(*leaves):
-        if jax.dtypes.issubdtype(jnp.asarray(leaves[0]).dtype, jax.dtypes.prng_key):
+        if jax.dtypes.issubdtype(getattr(leaves[0], "dtype", np.float32), jax.dtypes.prng_key):
             return jnp.stack(leaves)  # key arrays have no numpy form
         return np.stack([np.asarray(leaf) for leaf in leaves])
 

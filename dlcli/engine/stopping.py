@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dlcli.train.early_stopping import EarlyStopping
 
@@ -24,9 +25,8 @@ class StopState(NamedTuple):
 
 def initial_stop_state(rule: EarlyStopping) -> StopState:
     # An infinite start, not NaN: every process of a multi-process run must hold equal values.
-    best = (jnp.inf if rule.mode == "min" else -jnp.inf) if rule.best is None else rule.best
-    return StopState(jnp.asarray(best, jnp.float32), jnp.asarray(rule.best_epoch, jnp.int32),
-                     jnp.asarray(rule.wait, jnp.int32), jnp.asarray(False))
+    best = (np.inf if rule.mode == "min" else -np.inf) if rule.best is None else rule.best
+    return StopState(np.float32(best), np.int32(rule.best_epoch), np.int32(rule.wait), np.bool_(False))  # host values
 
 
 def update_stop_state(rule: EarlyStopping, stop: StopState, epoch: jax.Array, value: jax.Array

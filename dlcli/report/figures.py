@@ -13,15 +13,18 @@ from dlcli.tasks import Task
 
 
 def write_run_plots(folder: Path, history: list[dict[str, Any]], best_epoch: int | None, task: Task,
-                    logits: np.ndarray, y: np.ndarray, report: dict[str, Any], classes: list[str] | None) -> None:
-    """Curves for every run; ROC and score histograms for binary; a confusion matrix for classification."""
+                    predictions: np.ndarray, y: np.ndarray, report: dict[str, Any], classes: list[str] | None) -> None:
+    """Curves for every run; ROC and score histograms for binary; a confusion matrix for classification.
+
+    ``predictions`` are the linked outputs (``task.link``): a binary model's scores.
+    """
     if history:
         plots.plot_history(history, folder / "curves.png", best_epoch=best_epoch or None)
     if report.get("diverged") or not task.classifies:
         return
     plots.plot_confusion(np.asarray(report["confusion_matrix"]), classes, folder / "confusion_matrix.png")
     if task.binary and "auc" in report:
-        scores = np.asarray(task.link(logits))
+        scores = np.asarray(predictions)
         fpr, tpr, _ = metrics.roc_curve(y, scores)
         plots.plot_roc(fpr, tpr, report["auc"], folder / "roc.png")
         plots.plot_score_histograms(y, scores, folder / "scores.png")

@@ -214,18 +214,19 @@ def fit_report(setup: Setup, predictor: Predictor, state: TrainState) -> dict[st
         return out
     for split in ("train", "val"):
         if split in setup.data.splits:
-            report = split_report(setup, predictor, state, split)[1]
+            report = split_report(setup, predictor, state, split)[-1]
             out[split] = {k: report[k] for k in ("loss", "accuracy", "mse") if k in report}
     return out
 
 
-def split_report(setup: Setup, predictor: Predictor, state: TrainState, split: str) -> tuple[np.ndarray, dict]:
-    """(outputs, report) of ``state``'s weights on one split."""
+def split_report(setup: Setup, predictor: Predictor, state: TrainState, split: str
+                 ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(outputs, linked predictions, report) of ``state``'s weights on one split."""
     built, y = setup.built, setup.data.splits[split][1]
     outputs, losses, predictions = predictor.judge(built, state.params, state.rest, setup.device_inputs(split), y)
     report = outputs_report(built.task, built.loss_fn, outputs, y, setup.data.preprocessing.classes, losses,
                             predictions)
-    return outputs, report
+    return outputs, predictions, report
 
 
 def json_line(record: dict[str, Any]) -> str:
@@ -243,7 +244,7 @@ def finish(run_dir: Path, setup: Setup, carry: Carry, progress: Progress, ended:
 
     data, built, history = setup.data, setup.built, progress.history
     split = final_split(data)
-    logits, report = split_report(setup, engine.predictor, carry.best, split)
+    _, predictions, report = split_report(setup, engine.predictor, carry.best, split)
     if extra.get("end_of_training") is None:
         extra.pop("end_of_training", None)
     examples = sum(r["samples_per_s"] * r["time_s"] for r in history)
@@ -267,6 +268,6 @@ def finish(run_dir: Path, setup: Setup, carry: Carry, progress: Progress, ended:
         **environment(),
     }
     write_json(run_dir / "summary.json", summary)
-    write_run_plots(run_dir / "plots", history, best_epoch, built.task, logits, data.splits[split][1], report,
+    write_run_plots(run_dir / "plots", history, best_epoch, built.task, predictions, data.splits[split][1], report,
                     data.preprocessing.classes)
     return summary
