@@ -93,9 +93,9 @@ def conv_stack(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, blocks: 
             height, width = height - kernel + 1, width - kernel + 1
         if pool_size > 1:
             if min(height, width) < pool_size:
-                raise DlcliError(f"[model]: after {block} block(s) the feature map is {height}x{width}, "
-                                 f"too small for pool_size = {pool_size}. Use fewer filters blocks or a smaller "
-                                 "pool_size.")
+                raise DlcliError(f"[model]: block {block} of {len(blocks)} has a {height}x{width} feature map "
+                                 f"before pooling, too small for pool_size = {pool_size}. Use fewer filters blocks "
+                                 "or a smaller pool_size.")
             layers.append(MaxPool(pool_size))
             height, width = height // pool_size, width // pool_size
         channels = filters
