@@ -92,7 +92,22 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, default=_jsonable))
+    write_text(path, json_text(data))
+
+
+def json_text(data: Any) -> str:
+    """Strict JSON (what ``jq`` reads): a NaN or infinite number, such as a diverged loss, becomes null."""
+    return json.dumps(finite_or_null(data), indent=2, default=_jsonable, allow_nan=False)
+
+
+def finite_or_null(value: Any) -> Any:
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
 
 
 def write_text(path: Path, text: str) -> None:

@@ -8,7 +8,6 @@ exit with code 2; anything else is a bug and keeps its traceback (exit 1).
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -47,7 +46,9 @@ def user_errors(command):
 
 
 def emit_json(data: dict) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+    from dlcli.checkpoint import json_text
+
+    typer.echo(json_text(data))
 
 
 @app.command()

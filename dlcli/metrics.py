@@ -11,6 +11,7 @@ a test dependency.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -201,6 +202,19 @@ def _one_vs_rest_auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
     return float(np.mean([roc_auc(labels == k, probabilities[:, k]) for k in range(num_classes)]))
 
 
+UNBOUNDED_REJECTION = ("null: no background example passes the cut at this signal efficiency, so the rejection "
+                       "1/FPR is unbounded; more background examples are needed to measure it")
+
+
+def rejection_report(rejections: dict[str, float]) -> dict[str, Any]:
+    """Background rejections as strict JSON: ``null`` where unbounded, with the reason beside them."""
+    report: dict[str, Any] = {"background_rejection": {
+        efficiency: value if np.isfinite(value) else None for efficiency, value in rejections.items()}}
+    if None in report["background_rejection"].values():
+        report["background_rejection_null"] = UNBOUNDED_REJECTION
+    return report
+
+
 def classification_report(y_true, probabilities, class_names: Sequence[str]) -> dict:
     """Everything `dlcli evaluate` shows for a classifier, JSON-ready.
 
@@ -246,7 +260,7 @@ def classification_report(y_true, probabilities, class_names: Sequence[str]) -> 
     if (scores["support"] > 0).all():
         if positive_scores is not None:
             report["auc"] = roc_auc(labels, positive_scores)
-            report["background_rejection"] = background_rejection(labels, positive_scores)
+            report.update(rejection_report(background_rejection(labels, positive_scores)))
         else:
             report["auc"] = _one_vs_rest_auc(labels, probabilities)
     return report

@@ -113,7 +113,7 @@ class Recipe(Section):
     def _task_of_model(cls, data: Any) -> Any:
         """Autoencoders reconstruct and GANs play adversarial whatever labels the data has."""
         kind = data.get("model", {}).get("kind") if isinstance(data, dict) and isinstance(data.get("model"), dict) else None
-        if isinstance(kind, str):
+        if isinstance(kind, str) and isinstance(data.get("task"), (str, type(None))):  # else: the schema says why
             from dlcli.tasks import implied_task
 
             task = implied_task(kind, data.get("task"))

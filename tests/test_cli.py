@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,7 @@ def test_recipes_lists_bundled_recipes_and_prints_one():
 def test_summary_counts_the_course_network_parameters():
     result = invoke("summary", "gender")
     assert result.exit_code == 0, result.output
-    assert "9" in result.stdout.split("total")[-1]  # w1..w6 and b1..b3
+    assert re.search(r"total\D*(\d+)", result.stdout).group(1) == "9"  # w1..w6 and b1..b3
 
 
 # -- train output ------------------------------------------------------------
@@ -224,3 +225,29 @@ def test_nan_in_a_feature_column_is_named_and_drop_makes_it_train(tmp_path):
     assert dropped.exit_code == 0, dropped.output
     result = json.loads(dropped.stdout)
     assert result["final"]["examples"] == round(58 * 0.2)  # the validation share of the 58 complete rows
+
+
+def strict_json(text: str):
+    """Parse as jq would: NaN and Infinity are not JSON."""
+    def refuse(constant: str):
+        raise ValueError(f"{constant} is not valid JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_unbounded_background_rejection_is_strict_json_null_with_its_reason(tmp_path):
+    """Noise-free moons: no background passes the cuts, so 1/FPR is unbounded; train, evaluate and summary.json agree."""
+    result = invoke("train", "moons-mlp", "--set", "data.options.noise=0.0", "--set", "train.epochs=5",
+                    "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    final = strict_json(result.stdout)["final"]
+    assert None in final["background_rejection"].values()
+    assert "unbounded" in final["background_rejection_null"]
+    run = Path(strict_json(result.stdout)["run_dir"])
+    assert strict_json((run / "summary.json").read_text())["final"]["background_rejection"] == \
+        final["background_rejection"]
+    evaluated = invoke("evaluate", run, "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert strict_json(evaluated.stdout)["background_rejection"] == final["background_rejection"]
+    shown = invoke("evaluate", run)
+    assert "unbounded (no background passes)" in shown.stdout

@@ -8,7 +8,7 @@ import sys
 
 from rich.console import Console
 
-from dlcli.report.console import PlainReporter, RichReporter, make_reporter
+from dlcli.report.console import PlainReporter, RichReporter, make_console, make_reporter
 
 COLOUR = re.compile(r"\x1b\[(3[0-9]|9[0-7]|38;)")  # foreground colour escapes
 
@@ -78,3 +78,29 @@ def test_plain_reporter_prints_one_line_per_epoch_and_thins_long_runs():
 def test_reporter_follows_the_stream():
     assert type(make_reporter()) is PlainReporter  # pytest's captured stdout is not a terminal
     assert make_reporter(json_mode=True).console.file is sys.stderr  # stdout is kept for the JSON
+
+
+def test_plain_epoch_lines_fit_a_100_column_terminal_in_aligned_columns():
+    """digits-cnn's metrics on a 100-column terminal: no line wraps, and each value sits in the same column."""
+    console, stream = terminal(width=100)
+    reporter = PlainReporter(console)
+    reporter.start("digits-cnn", 40, 45, 1437, "runs/digits-cnn/1")
+    for epoch in (1, 2, 10):
+        reporter.epoch({"epoch": epoch, "loss": 2.3 / epoch, "accuracy": 0.1 * epoch, "val_loss": 2.2 / epoch,
+                        "val_accuracy": 0.09 * epoch, "time_s": 0.1, "samples_per_s": 12006.0,
+                        "learning_rate": 1e-3})
+    lines = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", stream.getvalue()).splitlines()[1:]
+    assert max(len(line) for line in lines) <= 100
+    epoch_lines = [line for line in lines if line.startswith("epoch")]
+    assert len(epoch_lines) == 3
+    for name in ("val_accuracy", "samples/s"):
+        columns = {line.find(name) for line in lines if name in line}
+        assert len(columns) == 1, (name, lines)
+
+
+def test_plain_epoch_lines_stay_one_line_each_in_a_log():
+    stream = io.StringIO()
+    reporter = PlainReporter(make_console(stream))  # not a terminal: a CI log or a pipe
+    drive(reporter, epochs=2)
+    assert sum(line.startswith("epoch") for line in stream.getvalue().splitlines()) == 2
+    assert all("samples/s" in line for line in stream.getvalue().splitlines() if line.startswith("epoch"))

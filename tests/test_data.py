@@ -123,3 +123,12 @@ def test_preprocessing_is_saved_with_the_run(binary_run):
     saved = json.loads((binary_run.run_dir / "preprocessing.json").read_text())
     assert saved["input_columns"] == ["x1", "x2"] and saved["target"] == "label"
     assert saved["mean"][0] == pytest.approx(170.0, abs=10.0)  # fitted on the raw values (x1 * 40 + 150)
+
+
+def test_npz_whose_x_and_y_lengths_differ_is_named(tmp_path):
+    path = tmp_path / "unequal.npz"
+    np.savez(path, x=np.zeros((10, 3), np.float32), y=np.zeros(7, np.int64))
+    recipe = tmp_path / "unequal.toml"
+    recipe.write_text('name = "unequal"\n[data]\nsource = "npz"\npath = "unequal.npz"\n[model]\nkind = "mlp"\n')
+    with pytest.raises(DlcliError, match=r"unequal\.npz: x has 10 examples but y has 7"):
+        load_data(load_recipe(str(recipe)).recipe.data, 0, load_recipe(str(recipe)).resolve_path)

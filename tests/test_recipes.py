@@ -10,7 +10,7 @@ import pyarrow.csv as pacsv
 import pytest
 from typer.testing import CliRunner
 
-from conftest import higgs_columns, train_recipe
+from conftest import train_recipe
 from dlcli.cli import app
 from dlcli.recipe import bundled_dir, bundled_names, load_recipe
 
@@ -99,7 +99,7 @@ def test_higgs_recipe_reads_uci_headerless_csv_gz(tmp_path, higgs_parquet):
     assert cli.exit_code == 0, cli.output
     result = json.loads(cli.stdout)
     assert result["final"]["examples"] == 160  # 20% of the first 800 rows
-    assert len(higgs_columns()) == 29
+    assert result["parameters"] == 28 * 100 + 100 + 100 + 1  # the 28 columns after the label are the inputs
 
     # The customary test set is another header-less file; inputs to predict come without labels.
     evaluated = runner.invoke(app, ["evaluate", result["run_dir"], "--data", str(path), "--json"])

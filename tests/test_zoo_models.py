@@ -112,3 +112,10 @@ def test_images_and_sequences_from_npz_take_their_shape_from_the_file(tmp_path, 
                                      f'[model]\nkind = "{kind}"\n{SMALL[kind]}\n[train]\nepochs = 1\nbatch_size = 16\n')
     result = train(load_recipe(str(tmp_path / "r.toml")), tmp_path / "runs", make_reporter(quiet=True))
     assert result.summary["task"] == "classification" and result.summary["compilations"]["train"] == 1
+
+
+@pytest.mark.parametrize("in_shape", [(8, 8), (8, 8, 1)])
+def test_a_feature_map_too_small_to_pool_names_its_block(in_shape):
+    """8x8 digits pooled by 2 enter blocks 2, 3 and 4 at 4x4, 2x2 and 1x1, with or without a channel axis."""
+    with pytest.raises(DlcliError, match=r"block 4 of 4 has a 1x1 feature map before pooling"):
+        build_model("cnn", {"filters": [2, 2, 2, 2], "padding": "SAME"}, in_shape, 10, seed=0)

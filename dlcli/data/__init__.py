@@ -153,22 +153,22 @@ def _handle_missing(table: pa.Table, features: list[str], target: str, policy: s
     return table.filter(pa.array(~drop))
 
 
-def check_arrays(x: np.ndarray, y: np.ndarray) -> None:
+def check_arrays(x: np.ndarray, y: np.ndarray, where: str) -> None:
     """x is (N, ...) numbers with at least one value per example; y is N finite numbers or labels."""
     x, y = np.asarray(x), np.asarray(y)
     for name, array in (("x", x), ("y", y)):
         if array.ndim == 0:
-            raise DlcliError(f"data: the NPZ array '{name}' is a single value; it must hold one entry per example, "
+            raise DlcliError(f"{where}: the NPZ array '{name}' is a single value; it must hold one entry per example, "
                              f"shape (N, ...).")
         if array.dtype.kind not in "biuf" and not (name == "y" and array.dtype.kind in "US"):
-            raise DlcliError(f"data: the NPZ array '{name}' holds {array.dtype} values; it must hold real numbers"
+            raise DlcliError(f"{where}: the NPZ array '{name}' holds {array.dtype} values; it must hold real numbers"
                              f"{' (or text labels)' if name == 'y' else ''}.")
     if len(x) != len(y):
-        raise DlcliError(f"data: x has {len(x)} examples but y has {len(y)}. They must match.")
+        raise DlcliError(f"{where}: x has {len(x)} examples but y has {len(y)}. They must match.")
     if x.ndim > 1 and np.prod(x.shape[1:]) == 0:
-        raise DlcliError(f"data: x has shape {list(x.shape)}: no input values per example.")
+        raise DlcliError(f"{where}: x has shape {list(x.shape)}: no input values per example.")
     if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise DlcliError(f"data: y has {int((~np.isfinite(y)).sum())} NaN or infinite targets (first at row "
+        raise DlcliError(f"{where}: y has {int((~np.isfinite(y)).sum())} NaN or infinite targets (first at row "
                          f"{int(np.flatnonzero(~np.isfinite(y))[0])}). Clean them.")
 
 
@@ -179,7 +179,7 @@ def _prepare_arrays(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Ra
                              f"images). Remove data.{key}.")
     if raw.y is None:
         raise DlcliError("data: the NPZ file has no 'y' array of targets. Save it with np.savez(path, x=..., y=...).")
-    check_arrays(raw.x, raw.y)
+    check_arrays(raw.x, raw.y, config.path or f"data.source = '{config.source}'")
     indices = split_indices(len(raw.x), seed, split_fractions(config, extra))
     parts = {name: (raw.x[idx], raw.y[idx]) for name, idx in indices.items()}
     parts.update({name: (r.x, r.y) for name, r in extra.items()})

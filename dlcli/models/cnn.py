@@ -87,15 +87,15 @@ def conv_stack(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, blocks: 
     """Blocks of (filters, kernel, padding), each conv -> activation -> max-pool; then dense -> logits."""
     height, width, channels = image_shape(in_shape)
     layers: list[nnx.Module] = [AddChannel()] if len(in_shape) == 2 else []
-    for filters, kernel, padding in blocks:
+    for block, (filters, kernel, padding) in enumerate(blocks, start=1):
         layers += [Conv2D(channels, filters, kernel, padding, rngs), Activation(activation)]
         if padding == "VALID":
             height, width = height - kernel + 1, width - kernel + 1
         if pool_size > 1:
             if min(height, width) < pool_size:
-                raise DlcliError(f"[model]: after {len(layers) // 3} block(s) the feature map is {height}x{width}, "
-                                 f"too small for pool_size = {pool_size}. Use fewer filters blocks or a smaller "
-                                 "pool_size.")
+                raise DlcliError(f"[model]: block {block} of {len(blocks)} has a {height}x{width} feature map "
+                                 f"before pooling, too small for pool_size = {pool_size}. Use fewer filters blocks "
+                                 "or a smaller pool_size.")
             layers.append(MaxPool(pool_size))
             height, width = height // pool_size, width // pool_size
         channels = filters

@@ -19,6 +19,26 @@ def format_metrics(record: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def epoch_cells(record: dict[str, Any], epochs: int) -> list[str]:
+    """The cells of a plain epoch line, each as wide in every epoch so that the lines align in columns."""
+    metrics = [f"{key} {value:8.4f}" for key, value in record.items()
+               if key not in HIDDEN_KEYS and isinstance(value, (int, float))]
+    return [f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}", *metrics,
+            f"{record['samples_per_s']:>9,.0f} samples/s", f"{record['time_s']:6.2f}s"]
+
+
+def fit_columns(cells: list[str], width: int | None) -> list[str]:
+    """``cells`` joined by two spaces, continued on indented lines so that none is wider than ``width``."""
+    indent = " " * (len(cells[0]) + 2)
+    lines = [cells[0]]
+    for cell in cells[1:]:
+        if width is not None and len(lines[-1]) + 2 + len(cell) > width and lines[-1].strip():
+            lines.append(indent + cell)
+        else:
+            lines[-1] += "  " + cell
+    return lines
+
+
 def headline(record: dict[str, Any], room: int) -> str:
     """As many of loss, validation loss and one validation metric as fit in ``room`` characters."""
     keys = ["loss", "val_loss"] if "val_loss" in record else ["loss", "accuracy"]
@@ -59,9 +79,10 @@ class PlainReporter:
         every = max(1, self.epochs // 25)  # long runs of tiny epochs print about 25 lines
         if record["epoch"] % every and record["epoch"] not in (1, self.epochs) and not compiling:
             return
-        self.console.print(f"epoch {record['epoch']}/{self.epochs}  {format_metrics(record)}  "
-                           f"{record['samples_per_s']:,.0f} samples/s  {record['time_s']:.2f}s"
-                           + ("  (includes compiling)" if compiling else ""))
+        cells = epoch_cells(record, self.epochs) + (["(includes compiling)"] if compiling else [])
+        width = self.console.width if self.console.is_terminal else None  # a log or a pipe: one line to grep
+        for line in fit_columns(cells, width):
+            self.console.print(line)
 
     def note(self, text: str) -> None:
         self.console.print(text)

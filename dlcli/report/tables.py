@@ -62,7 +62,8 @@ def print_evaluation(report: dict[str, Any]) -> None:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             table.add_row(key, _fmt(value))
     for efficiency, rejection in report.get("background_rejection", {}).items():
-        table.add_row(f"background rejection @ signal eff. {efficiency}", _fmt(rejection))
+        table.add_row(f"background rejection @ signal eff. {efficiency}",
+                      "unbounded (no background passes)" if rejection is None else _fmt(rejection))
     console.print(table)
     if "per_class" in report:
         classes = Table(title="per class")
