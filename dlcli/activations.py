@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-
 from dlcli.errors import DlcliError
+from dlcli.lazy import lazy
 from dlcli.registry import Registry
+
+jax = lazy("jax")  # the builders need jax when they run, not when a recipe is checked
+jnp = lazy("jax.numpy")
 
 # Traits the activation diagnostics read: ``saturates_beyond`` is the |z| beyond which the
 # derivative is under 7% of its peak (sigma'(4) < 0.018, tanh'(2) < 0.071); ``flat_below_zero``
@@ -108,3 +109,10 @@ def pieces_per_unit(spec: ActivationSpec) -> int:
 def get_activation(spec: ActivationSpec, where: str = "model.activation") -> Callable:
     name, settings = split_spec(spec)
     return ACTIVATIONS.build(name, settings, where=where)
+
+
+def check_activation(spec: ActivationSpec, where: str = "model.activation") -> None:
+    """Raise :class:`DlcliError` for an unknown activation or a bad setting, without building it (or importing jax)."""
+    name, settings = split_spec(spec)
+    ACTIVATIONS.check_name(name, where=where)
+    ACTIVATIONS.validate(name, settings, where=where)

@@ -8,17 +8,19 @@ lecture's sigmoid-output network trained with MSE, the sigmoid of the logit.
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import jax
-import jax.numpy as jnp
-import optax
+from typing import Any
 
 from dlcli.errors import DlcliError
+from dlcli.lazy import lazy
 from dlcli.registry import Registry
 from dlcli.tasks import Task
 
+jax = lazy("jax")  # the builders need jax when they run, not when a recipe is checked
+jnp = lazy("jax.numpy")
+optax = lazy("optax")
+
 LOSSES = Registry("loss")
-LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+LossFn = Callable[..., Any]  # (outputs (B, ...), targets (B, ...)) -> per-example losses (B,)
 
 
 def _per_example(values: jax.Array) -> jax.Array:

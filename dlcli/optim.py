@@ -11,13 +11,15 @@ stops improving (optax.contrib; the step feeds it each batch's loss).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import jax
-import optax
-
 from dlcli.errors import DlcliError
+from dlcli.lazy import lazy
 from dlcli.registry import Registry
+
+jax = lazy("jax")  # the builders need jax and optax when they run, not when a recipe is checked
+optax = lazy("optax")
 
 if TYPE_CHECKING:
     from dlcli.recipe import OptimizerConfig  # the recipe checks its optimizer with this module: a type only
@@ -112,13 +114,63 @@ def weights_only(params: Any) -> Any:
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
+@dataclass(frozen=True)
+class OptimizerPlan:
+    """An ``[optimizer]`` section checked and taken apart: everything but the optax objects."""
+
+    kind: str
+    settings: dict[str, Any]  # the optimizer's own keyword arguments
+    learning_rate: float
+    schedule: str
+    schedule_settings: dict[str, Any]
+    clip: float | None
+    decay: float
+    plateau: dict[str, Any] | None
+
+
+def plan_optimizer(config: OptimizerConfig) -> OptimizerPlan:
+    """Check every key of ``[optimizer]`` (not a GAN's two) against its registry, without importing optax."""
+    settings = config.settings()
+    plateau = settings.pop("reduce_on_plateau", None)
+    if plateau is not None and not isinstance(plateau, dict):
+        raise DlcliError(f"optimizer.reduce_on_plateau = {plateau!r}: must be a table, e.g. "
+                         "reduce_on_plateau = { factor = 0.5, patience = 5 }.")
+    OPTIMIZERS.check_name(config.kind, where="[optimizer]")
+    own = OPTIMIZERS.options(config.kind)
+    clip = settings.pop("clip_global_norm", None)
+    spec = settings.pop("schedule", None) or {"kind": "constant"}
+    spec = dict(spec) if isinstance(spec, dict) else {"kind": spec}
+    decay = 0.0 if "weight_decay" in own else settings.pop("weight_decay", 0.0)
+    for key, value in (("clip_global_norm", clip), ("weight_decay", decay)):
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0
+                                  or value == float("inf")):
+            raise DlcliError(f"optimizer.{key} = {value!r}: must be a finite number >= 0.")
+    schedule = spec.pop("kind", "")
+    SCHEDULES.check_name(schedule, where="optimizer.schedule")
+    return OptimizerPlan(config.kind, OPTIMIZERS.validate(config.kind, settings, where="[optimizer]"),
+                         config.learning_rate, schedule, SCHEDULES.validate(schedule, spec, where="optimizer.schedule"),
+                         clip, decay, None if plateau is None else
+                         PLATEAU.validate("reduce_on_plateau", plateau, where="optimizer.reduce_on_plateau"))
+
+
+def check_optimizer(config: OptimizerConfig) -> None:
+    """Raise :class:`DlcliError` for any mistake in ``[optimizer]``, a GAN's discriminator table included."""
+    if "discriminator" in config.settings():
+        plan_optimizer_pair(config)
+    else:
+        plan_optimizer(config)
+
+
 def build_schedule(config: OptimizerConfig, total_steps: int) -> optax.Schedule:
-    spec = config.settings().get("schedule") or {"kind": "constant"}
-    if not isinstance(spec, dict):
-        spec = {"kind": spec}
-    spec = dict(spec)
+    """The learning rate per step (a GAN's: its generator's)."""
+    if "discriminator" in config.settings():
+        config = plan_optimizer_pair(config)[0]
+    return schedule_of(plan_optimizer(config), total_steps)
+
+
+def schedule_of(plan: OptimizerPlan, total_steps: int) -> optax.Schedule:
     try:
-        return SCHEDULES.build(spec.pop("kind", ""), spec, config.learning_rate, total_steps, where="optimizer.schedule")
+        return SCHEDULES.get(plan.schedule)(plan.learning_rate, total_steps, **plan.schedule_settings)
     except ValueError as error:  # optax's own range checks, e.g. decay_steps <= 0
         raise DlcliError(f"optimizer.schedule: {error}") from None
 
@@ -131,42 +183,23 @@ def build_optimizer(config: OptimizerConfig, total_steps: int, steps_per_epoch: 
       total_steps: optimizer steps in the whole run, the default horizon of decaying schedules.
       steps_per_epoch: how many batch losses reduce-on-plateau averages before judging.
     """
-    settings = config.settings()
-    if "discriminator" in settings:
+    if "discriminator" in config.settings():
         return two_player_optimizer(config, total_steps, steps_per_epoch)
-    plateau = settings.pop("reduce_on_plateau", None)
-    if plateau is not None and not isinstance(plateau, dict):
-        raise DlcliError(f"optimizer.reduce_on_plateau = {plateau!r}: must be a table, e.g. "
-                         "reduce_on_plateau = { factor = 0.5, patience = 5 }.")
-    own = OPTIMIZERS.options(config.kind) if config.kind in OPTIMIZERS else {}
-    clip = settings.pop("clip_global_norm", None)
-    settings.pop("schedule", None)
-    decay = 0.0 if "weight_decay" in own else settings.pop("weight_decay", 0.0)
-    for key, value in (("clip_global_norm", clip), ("weight_decay", decay)):
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0
-                                  or value == float("inf")):
-            raise DlcliError(f"optimizer.{key} = {value!r}: must be a finite number >= 0.")
-    learning_rate = build_schedule(config, total_steps)
-    optimizer = OPTIMIZERS.build(config.kind, settings, learning_rate, where="[optimizer]")
+    plan = plan_optimizer(config)
+    optimizer = OPTIMIZERS.get(plan.kind)(schedule_of(plan, total_steps), **plan.settings)
     return optax.chain(
-        optax.clip_by_global_norm(clip) if clip else optax.identity(),
-        optax.add_decayed_weights(decay, mask=weights_only) if decay else optax.identity(),
+        optax.clip_by_global_norm(plan.clip) if plan.clip else optax.identity(),
+        optax.add_decayed_weights(plan.decay, mask=weights_only) if plan.decay else optax.identity(),
         optimizer,
-        PLATEAU.build("reduce_on_plateau", plateau, steps_per_epoch, where="optimizer.reduce_on_plateau")
-        if plateau is not None else optax.identity(),
+        PLATEAU.get("reduce_on_plateau")(steps_per_epoch, **plan.plateau) if plan.plateau is not None
+        else optax.identity(),
     )
 
 
-def two_player_optimizer(config: OptimizerConfig, total_steps: int, steps_per_epoch: int) -> optax.GradientTransformation:
-    """A GAN's two optimizers in one transformation, each with its own state.
-
-    ``[optimizer]`` trains the generator; its ``discriminator`` table is a
-    complete optimizer section of its own (``kind``, ``learning_rate``, ...)
-    for the discriminator. Parameters are routed by the submodule they sit in.
-    """
+def plan_optimizer_pair(config: OptimizerConfig) -> tuple[OptimizerConfig, OptimizerConfig]:
+    """A GAN's ``[optimizer]`` as (generator section, discriminator section), both checked."""
     import pydantic
 
-    from dlcli.models.gan import player
     from dlcli.registry import describe_validation_error
 
     settings = config.settings()
@@ -181,6 +214,21 @@ def two_player_optimizer(config: OptimizerConfig, total_steps: int, steps_per_ep
         raise DlcliError(describe_validation_error(error, where="optimizer.discriminator",
                                                    valid=section.model_fields)) from None
     generator = section(kind=config.kind, learning_rate=config.learning_rate, **settings)
+    plan_optimizer(generator), plan_optimizer(own)
+    return generator, own
+
+
+def two_player_optimizer(config: OptimizerConfig, total_steps: int, steps_per_epoch: int) -> optax.GradientTransformation:
+    """A GAN's two optimizers in one transformation, each with its own state.
+
+    ``[optimizer]`` trains the generator; its ``discriminator`` table is a
+    complete optimizer section of its own (``kind``, ``learning_rate``, ...)
+    for the discriminator. Parameters are routed by the submodule they sit in.
+    """
+    from dlcli.models.gan import player
+
+    generator, own = plan_optimizer_pair(config)
+
     def label(path, _) -> str:
         name = player(path)
         if name not in ("generator", "discriminator"):

@@ -13,15 +13,51 @@ with a message that names the key and lists the valid ones.
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
 import typing
+from pathlib import Path
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pydantic
 
 from dlcli.errors import DlcliError, choices_text, did_you_mean
+
+
+def annotation(text: str, namespace: dict[str, Any]) -> Any:
+    """The type an annotation string names, or ``Any`` when it names something only its module knows."""
+    try:
+        return eval(text, {"Any": Any, "Literal": typing.Literal, **namespace})  # noqa: S307 (source code of dlcli)
+    except Exception:
+        return Any
+
+
+def keyword_settings(fn: Callable[..., Any]) -> dict[str, tuple[Any, Any]]:
+    """``name -> (type, default or ...)`` of ``fn``'s keyword-only parameters (its recipe settings)."""
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind is inspect.Parameter.KEYWORD_ONLY:
+            default = ... if param.default is inspect.Parameter.empty else param.default
+            hint = param.annotation if not isinstance(param.annotation, str) else annotation(
+                param.annotation, fn.__globals__)
+            fields[param.name] = (Any if hint is inspect.Parameter.empty else hint, default)
+    return fields
+
+
+def keyword_settings_in_source(entry: str) -> dict[str, tuple[Any, Any]]:
+    """:func:`keyword_settings` of a ``"module:function"`` entry, read from the module's source, not imported."""
+    module, _, name = entry.partition(":")
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(Path(spec.origin).read_text())
+    fn = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name)
+    fields: dict[str, Any] = {}
+    for arg, default in zip(fn.args.kwonlyargs, fn.args.kw_defaults):
+        hint = annotation(ast.unparse(arg.annotation), {}) if arg.annotation is not None else Any
+        fields[arg.arg] = (hint, ... if default is None else ast.literal_eval(default))
+    return fields
 
 
 class Registry:
@@ -83,16 +119,15 @@ class Registry:
         return {k: f.default if not f.is_required() else ... for k, f in self.schema(name).model_fields.items()}
 
     def schema(self, name: str) -> type[pydantic.BaseModel]:
-        """A frozen pydantic model of the builder's keyword-only settings."""
+        """A frozen pydantic model of the builder's keyword-only settings.
+
+        A listed entry not imported yet is read from its source, so that a
+        recipe's settings are checked without importing the plug-in (and jax).
+        """
         if name not in self._schemas:
-            fn = self.get(name)
-            hints = typing.get_type_hints(fn)
-            fields: dict[str, Any] = {}
-            for param in inspect.signature(fn).parameters.values():
-                if param.kind is not inspect.Parameter.KEYWORD_ONLY:
-                    continue
-                default = ... if param.default is inspect.Parameter.empty else param.default
-                fields[param.name] = (hints.get(param.name, Any), default)
+            self.check_name(name)
+            entry = self._entries[name]
+            fields = keyword_settings_in_source(entry) if isinstance(entry, str) else keyword_settings(entry)
             config = pydantic.ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
             self._schemas[name] = pydantic.create_model(f"{self.what}:{name}", __config__=config, **fields)
         return self._schemas[name]

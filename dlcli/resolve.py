@@ -19,20 +19,20 @@ if TYPE_CHECKING:
 
 def check_components(recipe: Recipe, label: str) -> None:
     """Raise :class:`DlcliError` naming ``label`` for an unknown name, key or bad value in a component."""
-    from dlcli.activations import get_activation
+    from dlcli.activations import check_activation
     from dlcli.losses import LOSSES
     from dlcli.models import MODELS
-    from dlcli.optim import build_optimizer
+    from dlcli.optim import check_optimizer
 
     try:
-        MODELS.get(recipe.model.kind, where="model.kind")
+        MODELS.check_name(recipe.model.kind, where="model.kind")
         MODELS.validate(recipe.model.kind, recipe.model.settings(), where="[model]")
         activation = recipe.model.settings().get("activation")
         if isinstance(activation, (str, dict)):
-            get_activation(activation)
+            check_activation(activation)
         if recipe.loss is not None:
-            LOSSES.get(recipe.loss.kind, where="loss.kind")
+            LOSSES.check_name(recipe.loss.kind, where="loss.kind")
             LOSSES.validate(recipe.loss.kind, recipe.loss.settings(), where="[loss]")
-        build_optimizer(recipe.optimizer, total_steps=1)  # optimizer, schedule, clipping, decay: all checked
+        check_optimizer(recipe.optimizer)  # optimizer, schedule, clipping, decay: all checked, optax not imported
     except DlcliError as error:
         raise DlcliError(f"{label} {error}") from None
