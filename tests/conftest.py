@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -11,9 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dlcli.recipe import bundled_dir, load_recipe
-from dlcli.report.console import PlainReporter, make_console
-from dlcli.train.loop import RunResult, train
+# One compilation cache for the whole session, fresh each session: a program
+# compiled by one test is loaded by the next, as a user's second run would.
+os.environ.setdefault("DLCLI_CACHE_DIR", tempfile.mkdtemp(prefix="dlcli-test-xla-"))
+
+from dlcli.recipe import bundled_dir, load_recipe  # noqa: E402
+from dlcli.report.console import PlainReporter, make_console  # noqa: E402
+from dlcli.train.loop import RunResult, train  # noqa: E402
 
 
 def quiet(stream: io.StringIO | None = None) -> PlainReporter:

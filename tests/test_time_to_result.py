@@ -1,0 +1,99 @@
+"""Time to result: what a run compiles, what it loads from the cache, and what needs no jax at all.
+
+Timings themselves live in benchmarks/time_to_result.py; these tests hold the
+mechanisms that make them: few programs per run, all of them reused by the
+next run through the persistent cache, many epochs per device call with the
+same results as one epoch per call, and recipe checks that never import jax.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import train_recipe
+from dlcli.engine import driver
+from dlcli.runs import open_run
+
+CHECK_WITHOUT_JAX = """
+import sys
+from typer.testing import CliRunner
+from dlcli.cli import app
+result = CliRunner().invoke(app, sys.argv[1:])
+print(result.exit_code, 'jax' in sys.modules, 'optax' in sys.modules, 'flax' in sys.modules)
+print(result.output)
+"""
+
+
+@pytest.mark.parametrize("args, code", [
+    (["train", "digits-mlp", "--dry-run"], 0),
+    (["train", "gan-2d", "--dry-run", "--set", "optimizer.discriminator.learning_rate=0.001"], 0),
+    (["train", "digits-mlp", "--set", "model.activaton=relu"], 2),
+    (["train", "digits-mlp", "--set", "model.activation=rleu"], 2),
+    (["train", "digits-mlp", "--set", "optimizer.schedule.kind=cosin"], 2),
+    (["train", "digits-mlp", "--set", "loss.kind=hubber"], 2),
+    (["train", "digits-cnn", "--set", "model.filters='many'"], 2),
+    (["train", "gan-2d", "--set", "optimizer.discriminator.b3=0.5"], 2),
+])
+def test_recipe_checks_answer_without_importing_jax(args, code):
+    shown = subprocess.run([sys.executable, "-c", CHECK_WITHOUT_JAX, *args], capture_output=True, text=True,
+                           check=True).stdout
+    exit_code, *imported = shown.splitlines()[0].split()
+    assert (int(exit_code), imported) == (code, ["False", "False", "False"]), shown
+
+
+def run_json(out: Path, cache: str, *args: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "dlcli", "train", "mlp-xor", "--out", str(out), "--json", *args],
+                          capture_output=True, text=True, env={**os.environ, "DLCLI_CACHE_DIR": cache})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_run_compiles_four_programs_and_the_next_run_loads_them_all(tmp_path):
+    cache = str(tmp_path / "xla")
+    first = run_json(tmp_path / "runs", cache)
+    second = run_json(tmp_path / "runs", cache)
+    # model init, optimizer init, the training block, the final evaluation
+    assert first["compilations"] == {"programs": 4, "from_cache": 0, "train": 1}
+    assert second["compilations"] == {"programs": 4, "from_cache": 4, "train": 1}
+    assert first["final"] == second["final"] and first["final"]["accuracy"] == 1.0
+    assert first["epochs_per_call"] > 1  # 300 tiny epochs in a handful of device calls
+    off = run_json(tmp_path / "runs", "off")
+    assert off["compilations"]["from_cache"] == 0 and not (tmp_path / "off").exists()
+
+
+EARLY = ["data.source=moons", "train.epochs=40", "train.batch_size=64", "optimizer.learning_rate=0.05",
+         "train.early_stopping={monitor='val_accuracy', patience=4}", "evaluate.metrics=['accuracy', 'auc']"]
+
+
+def test_many_epochs_per_call_equal_one_epoch_per_call_early_stopping_included(tmp_path, monkeypatch):
+    many = train_recipe("moons-mlp", tmp_path / "many", *EARLY)
+    monkeypatch.setattr(driver, "MAX_ROWS", 1)
+    one = train_recipe("moons-mlp", tmp_path / "one", *EARLY)
+    assert many.summary["epochs_per_call"] > 1 and one.summary["epochs_per_call"] == 1
+    assert many.summary["ended"] == one.summary["ended"] == "early_stopped"
+    untimed = lambda history: [{k: v for k, v in r.items() if k not in ("time_s", "samples_per_s")}  # noqa: E731
+                               for r in history]
+    assert untimed(many.history) == untimed(one.history)
+    assert many.summary["best_epoch"] == one.summary["best_epoch"]
+    for a, b in zip(jax.tree.leaves(open_run(many.run_dir).params), jax.tree.leaves(open_run(one.run_dir).params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_epoch_metrics_on_the_device_agree_with_the_evaluation_report(tmp_path):
+    """The val_auc / val_accuracy an epoch records are what `dlcli evaluate --split val` reports."""
+    result = train_recipe("moons-mlp", tmp_path, *EARLY[:4], "evaluate.metrics=['accuracy', 'auc']")
+    best = result.history[result.summary["best_epoch"] - 1]
+    from dlcli.runs import evaluate_run
+
+    report = evaluate_run(result.run_dir, "val")
+    assert best["val_accuracy"] == pytest.approx(report["accuracy"], abs=1e-6)
+    assert best["val_auc"] == pytest.approx(report["auc"], abs=1e-5)
+    assert best["val_loss"] == pytest.approx(report["loss"], rel=1e-5)
