@@ -78,6 +78,9 @@ def main() -> None:
     parser.add_argument("--recipes", default="mlps", help="'mlps' (the bundled MLP recipes) or 'all'")
     parser.add_argument("--no-keras", action="store_true", help="skip Keras even when it is installed")
     parser.add_argument("--json", type=Path, help="also write the medians here")
+    parser.add_argument("--higgs", type=Path, help="a folder with higgs-train.parquet and higgs-val.parquet (see "
+                        "benchmarks/higgs_vs_keras.py): adds 1 epoch of the course's HIGGS network, dlcli vs Keras")
+    parser.add_argument("--only-higgs", action="store_true", help="with --higgs: time only that case")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ttr-"))
     warm_cache = work / "cache-warm"
@@ -103,17 +106,20 @@ def main() -> None:
             "dlcli warm cache": lambda: run(dlcli("train", "digits-mlp", "--out", str(runs)), warm),
         }, "jax script"),
     ]
-    run(dlcli("train", "digits-mlp", "--out", str(runs)), warm)  # a run to evaluate, and a warm cache
-    digits_run = newest_run(runs, "digits-mlp")
-    run([PYTHON, str(SCRIPTS / "digits_mlp.py"), str(work / "digits")])
-    inputs = work / "inputs.csv"
-    write_digits_inputs(inputs)
-    cases.append(Case("evaluate digits-mlp run", {
-        "jax script": lambda: run([PYTHON, str(SCRIPTS / "digits_evaluate.py"), str(work / "digits")]),
-        "dlcli evaluate": lambda: run(dlcli("evaluate", str(digits_run)), warm),
-        "dlcli predict": lambda: run(dlcli("predict", str(digits_run), str(inputs), "--out",
-                                           str(work / "predictions.csv")), warm),
-    }, "jax script"))
+    if not args.only_higgs:
+        cases.append(evaluation_case(work, runs, warm))
+    if args.higgs:
+        train_file, val_file = args.higgs / "higgs-train.parquet", args.higgs / "higgs-val.parquet"
+        higgs = ["train", "higgs-mlp", "--out", str(runs), "--set", f"data.path='{train_file}'", "--set",
+                 f"data.val_path='{val_file}'", "--set", "data.validation_split=0.0", "--set", "data.test_split=0.0",
+                 "--set", "train.epochs=1"]
+        higgs_case = Case("train higgs-mlp, 1 epoch", {
+            "keras 3 (jax)": lambda: run([PYTHON, str(SCRIPTS / "keras_higgs.py"), str(train_file), str(val_file),
+                                          str(work / "khiggs"), "1"], {"KERAS_BACKEND": "jax"}),
+            "dlcli cold cache": lambda: run(dlcli(*higgs), cold()),
+            "dlcli warm cache": lambda: run(dlcli(*higgs), warm),
+        }, "keras 3 (jax)")
+        cases = [higgs_case] if args.only_higgs else [*cases, higgs_case]
     for turn in range(args.repeats):
         for case in cases:
             case.turn()
@@ -123,13 +129,28 @@ def main() -> None:
     print(f"\n{'case':32} {'contender':18} {'median s':>9} {'ratio':>7}")
     for name, label, median, ratio in rows:
         print(f"{name:32} {label:18} {median:9.2f} {ratio:7.2f}")
-    fixed = fixed_costs(args.recipes, work, warm, cold, args.repeats)
+    fixed = [] if args.only_higgs else fixed_costs(args.recipes, work, warm, cold, args.repeats)
     print(f"\n{'recipe':28} {'whole s (warm)':>14} {'train_time_s':>12} {'fixed s':>8} {'programs':>8}")
     for name, whole, train, programs in fixed:
         print(f"{name:28} {whole:14.2f} {train:12.2f} {whole - train:8.2f} {programs:8}")
     if args.json:
         args.json.write_text(json.dumps({"cases": rows, "fixed": fixed}, indent=2))
     shutil.rmtree(work, ignore_errors=True)
+
+
+def evaluation_case(work: Path, runs: Path, warm: dict[str, str]) -> Case:
+    """`dlcli evaluate` and `predict` on a finished digits-mlp run against the script that loads and evaluates."""
+    run(dlcli("train", "digits-mlp", "--out", str(runs)), warm)  # a run to evaluate, and a warm cache
+    digits_run = newest_run(runs, "digits-mlp")
+    run([PYTHON, str(SCRIPTS / "digits_mlp.py"), str(work / "digits")])
+    inputs = work / "inputs.csv"
+    write_digits_inputs(inputs)
+    return Case("evaluate digits-mlp run", {
+        "jax script": lambda: run([PYTHON, str(SCRIPTS / "digits_evaluate.py"), str(work / "digits")]),
+        "dlcli evaluate": lambda: run(dlcli("evaluate", str(digits_run)), warm),
+        "dlcli predict": lambda: run(dlcli("predict", str(digits_run), str(inputs), "--out",
+                                           str(work / "predictions.csv")), warm),
+    }, "jax script")
 
 
 def has_keras() -> bool:

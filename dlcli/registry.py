@@ -47,15 +47,30 @@ def keyword_settings(fn: Callable[..., Any]) -> dict[str, tuple[Any, Any]]:
     return fields
 
 
+# Modules whose types builders' settings may name and that import no jax (checked by the import-graph test).
+TYPE_MODULES = ("typing", "collections.abc", "dlcli.activations")
+
+
+def imported_types(tree: ast.Module) -> dict[str, Any]:
+    """The names a module's source imports from :data:`TYPE_MODULES` (e.g. ``ActivationSpec``)."""
+    namespace: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module in TYPE_MODULES:
+            module = importlib.import_module(node.module)
+            namespace.update({alias.asname or alias.name: getattr(module, alias.name, Any) for alias in node.names})
+    return namespace
+
+
 def keyword_settings_in_source(entry: str) -> dict[str, tuple[Any, Any]]:
     """:func:`keyword_settings` of a ``"module:function"`` entry, read from the module's source, not imported."""
     module, _, name = entry.partition(":")
     spec = importlib.util.find_spec(module)
     tree = ast.parse(Path(spec.origin).read_text())
     fn = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name)
+    namespace = imported_types(tree)
     fields: dict[str, Any] = {}
     for arg, default in zip(fn.args.kwonlyargs, fn.args.kw_defaults):
-        hint = annotation(ast.unparse(arg.annotation), {}) if arg.annotation is not None else Any
+        hint = annotation(ast.unparse(arg.annotation), namespace) if arg.annotation is not None else Any
         fields[arg.arg] = (hint, ... if default is None else ast.literal_eval(default))
     return fields
 

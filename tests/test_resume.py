@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -122,7 +123,7 @@ def test_a_real_signal_checkpoints_and_exits(tmp_path: Path, signum: int, code: 
     try:
         deadline = time.time() + 120
         for line in process.stdout:  # wait until training has really started
-            if line.startswith("epoch 1/") or time.time() > deadline:
+            if re.match(r"epoch +1/", line) or time.time() > deadline:
                 break
         process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=120)

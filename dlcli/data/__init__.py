@@ -121,12 +121,12 @@ def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw
                 values = train.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
                 pre.impute[name] = float(reduce(values)) if np.isfinite(values).any() else 0.0
     pre.feature_names = _feature_names(pre)
-    x_train = pre.table_features(train, "training split")
+    x_train = pre.table_features(train, "training split")  # raw: nothing fitted to standardise with yet
     pre.input_shape = [x_train.shape[1]]
     if config.standardize:
         skip = np.array([name.split("=")[0] in pre.one_hot for name in pre.feature_names])
         pre.mean, pre.std = feature_statistics(x_train, skip)
-    splits = {name: (pre.table_features(part, f"{name} split"),
+    splits = {name: (pre.standardize(x_train, in_place=True) if name == "train" else pre.table_features(part, f"{name} split"),
                      pre.encode_target(part.column(target).to_numpy(zero_copy_only=False), f"{name} split"))
               for name, part in parts.items() if part.num_rows}
     return Prepared(splits=splits, preprocessing=pre)

@@ -67,20 +67,28 @@ class Preprocessing:
     def table_features(self, table: pa.Table, where: str) -> np.ndarray:
         """(N, F) float32 model inputs from a table with the raw input columns."""
         require_columns(where, table.column_names, self.input_columns)
-        blocks = []
+        width = sum(len(self.one_hot[name]) if name in self.one_hot else 1 for name in self.input_columns)
+        x = np.empty((table.num_rows, width), np.float32)  # filled column by column: no intermediate copies
+        at = 0
         for name in self.input_columns:
             column = table.column(name)
             if name in self.one_hot:
                 values = np.array([str(v) for v in column.to_pylist()])
-                blocks.append(np.stack([values == c for c in self.one_hot[name]], axis=1).astype(np.float32))
+                for category in self.one_hot[name]:
+                    x[:, at] = values == category
+                    at += 1
                 continue
-            values = numeric_column(column, name, where)
+            values = x[:, at]
+            values[:] = numeric_column(column, name, where)
             if name in self.impute:
-                values = np.where(np.isnan(values), self.impute[name], values)
+                np.copyto(values, np.float32(self.impute[name]), where=np.isnan(values))
             check_finite(values, name, where)
-            values = (values - self.offsets.get(name, 0.0)) * self.scales.get(name, 1.0)
-            blocks.append(values[:, None])
-        return self.standardize(np.concatenate(blocks, axis=1))
+            if name in self.offsets:
+                values -= np.float32(self.offsets[name])
+            if name in self.scales:
+                values *= np.float32(self.scales[name])
+            at += 1
+        return self.standardize(x, in_place=True)
 
     def array_features(self, x: np.ndarray, where: str) -> np.ndarray:
         if np.asarray(x).dtype.kind not in "biuf":
@@ -92,12 +100,15 @@ class Preprocessing:
         check_finite(x, "x", where)
         return self.standardize(x)
 
-    def standardize(self, x: np.ndarray) -> np.ndarray:
+    def standardize(self, x: np.ndarray, in_place: bool = False) -> np.ndarray:
+        """``x`` as float32, standardised with the training statistics (``in_place``: overwriting ``x``)."""
+        x = np.asarray(x, np.float32) if in_place else np.array(x, np.float32)
         if self.mean is None:
-            return x.astype(np.float32)
+            return x
         flat = x.reshape(len(x), -1)
-        flat = (flat - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return flat.reshape(x.shape).astype(np.float32)
+        flat -= np.asarray(self.mean, np.float32)
+        flat /= np.asarray(self.std, np.float32)
+        return x
 
 
 def distinct_values(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -171,8 +182,11 @@ def _as_number(text: str) -> float:
 
 def feature_statistics(x: np.ndarray, skip: np.ndarray | None = None) -> tuple[list[float], list[float]]:
     """Per-feature mean and std of the training inputs; constant features keep scale 1."""
-    flat = x.reshape(len(x), -1).astype(np.float64)
-    mean, std = flat.mean(axis=0), flat.std(axis=0)
+    flat = x.reshape(len(x), -1)
+    mean, std = np.zeros(flat.shape[1]), np.zeros(flat.shape[1])
+    for j in range(flat.shape[1]):  # column by column in float64: exact, without a float64 copy of the matrix
+        column = flat[:, j].astype(np.float64)
+        mean[j], std[j] = column.mean(), column.std()
     std[std < 1e-8] = 1.0
     if skip is not None:
         mean[skip], std[skip] = 0.0, 1.0
