@@ -196,6 +196,14 @@ def _split_probabilities(probabilities) -> tuple[np.ndarray, np.ndarray | None]:
     return probabilities, None
 
 
+def predicted_classes(probabilities) -> np.ndarray:
+    """(N,) class indices: P(class 1) > 0.5 for a binary model (the rule Keras uses), else the argmax."""
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim == 1 or probabilities.shape[1:] == (1,):
+        return (probabilities.reshape(-1) > BINARY_THRESHOLD).astype(np.int64)
+    return np.argmax(probabilities, axis=1)
+
+
 def _one_vs_rest_auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
     """Unweighted mean over classes of each class's AUC against the rest."""
     num_classes = probabilities.shape[1]

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from dlcli.data.bundled import DATASETS, Raw
 from dlcli.data.preprocess import (
+    has_missing,
     Preprocessing,
     feature_statistics,
     fit_labels,
@@ -140,6 +141,8 @@ def _feature_names(pre: Preprocessing) -> list[str]:
 
 
 def _handle_missing(table: pa.Table, features: list[str], target: str, policy: str, name: str) -> pa.Table:
+    if not has_missing(table, [*features, target]):
+        return table
     mask = missing_rows(table, [*features, target])
     if not mask.any():
         return table

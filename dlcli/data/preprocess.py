@@ -82,12 +82,14 @@ class Preprocessing:
             values[:] = numeric_column(column, name, where)
             if name in self.impute:
                 np.copyto(values, np.float32(self.impute[name]), where=np.isnan(values))
-            check_finite(values, name, where)
             if name in self.offsets:
                 values -= np.float32(self.offsets[name])
             if name in self.scales:
                 values *= np.float32(self.scales[name])
             at += 1
+        if not np.isfinite(x.sum(axis=0)).all():  # one pass; an infinite or NaN value makes its column's sum so
+            for name, column in zip(self.feature_names or self.input_columns, x.T):
+                check_finite(column, name.split("=")[0], where)
         return self.standardize(x, in_place=True)
 
     def array_features(self, x: np.ndarray, where: str) -> np.ndarray:
@@ -147,6 +149,15 @@ def check_finite(values: np.ndarray, name: str, where: str) -> None:
         rows = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))
         raise DlcliError(f"{where}: column '{name}' has {len(rows)} row(s) with missing, NaN or infinite values "
                          f"(first at row {rows[0]}). Set data.missing = \"drop\", \"mean\" or \"median\", or clean the file.")
+
+
+def has_missing(table: pa.Table, columns: list[str]) -> bool:
+    """Whether any of ``columns`` holds a null or NaN: null counts are metadata, NaNs one pass per float column."""
+    for name in columns:
+        column = table.column(name)
+        if column.null_count or (pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py()):
+            return True
+    return False
 
 
 def missing_rows(table: pa.Table, columns: list[str]) -> np.ndarray:
