@@ -143,7 +143,7 @@ def evaluation_case(work: Path, runs: Path, warm: dict[str, str]) -> Case:
     run(dlcli("train", "digits-mlp", "--out", str(runs)), warm)  # a run to evaluate, and a warm cache
     digits_run = newest_run(runs, "digits-mlp")
     run([PYTHON, str(SCRIPTS / "digits_mlp.py"), str(work / "digits")])
-    inputs = work / "inputs.csv"
+    inputs = work / "inputs.npz"
     write_digits_inputs(inputs)
     return Case("evaluate digits-mlp run", {
         "jax script": lambda: run([PYTHON, str(SCRIPTS / "digits_evaluate.py"), str(work / "digits")]),
@@ -160,11 +160,11 @@ def has_keras() -> bool:
 
 
 def write_digits_inputs(path: Path) -> None:
+    """100 digit images as the NPZ that `dlcli predict` reads for a run trained on arrays."""
+    import numpy as np
     from sklearn.datasets import load_digits
 
-    x = load_digits().data[:100]
-    header = ",".join(f"pixel_{i}" for i in range(64))
-    path.write_text(header + "\n" + "\n".join(",".join(str(int(v)) for v in row) for row in x) + "\n")
+    np.savez(path, x=load_digits().images[:100].astype(np.float32))
 
 
 def fixed_costs(which: str, work: Path, warm: dict, cold, repeats: int) -> list[tuple[str, float, float, int]]:

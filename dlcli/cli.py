@@ -205,12 +205,56 @@ def compare_activations(
 
     result = run_comparison(loaded, specs, [loaded.recipe.seed + i for i in range(seeds)], out,
                             make_reporter(json_mode=json_))
+    show_comparison(result, json_, activations=True)
+
+
+@app.command()
+@user_errors
+def compare(
+    recipe: Annotated[str, typer.Argument(help="A recipe .toml file or bundled name; an experiment recipe "
+                                               "(`dlcli recipes`) brings its own [compare] grid.")],
+    vary: Annotated[list[str], typer.Option("--vary", help="KEY=V1,V2,...: values of any recipe key, parsed as "
+                                                          "TOML. Repeat for a grid over several keys.")] = [],
+    seeds: Annotated[Optional[int], typer.Option(help="Seeds per variant (the recipe's seed and the next ones), "
+                                                      "shared by every variant. Default: the recipe's [compare] "
+                                                      "seeds, else 3.")] = None,
+    set_: SetOption = [],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the comparison directory.")] = Path("runs"),
+    yes: Annotated[bool, typer.Option("--yes", help="Run a grid of more than 1,000 runs.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Compare variants of a recipe over any keys, paired over seeds: curves, mean ± std, verdict."""
+    from dlcli.compare.grid import make_variants, parse_vary
+    from dlcli.recipe import load_recipe
+
+    if seeds is not None and seeds < 1:
+        raise DlcliError(f"--seeds {seeds}: give at least 1 seed (3 to 5 tell a real difference from noise).")
+    loaded = load_recipe(recipe, set_)
+    declared = loaded.recipe.compare
+    grid = parse_vary(vary) if vary else dict(declared.vary) if declared else {}
+    count = seeds or (declared.seeds if declared else 3)
+    seed_list = [loaded.recipe.seed + i for i in range(count)]
+    from dlcli.report.console import make_reporter
+
+    reporter = make_reporter(json_mode=json_)
+    if list(grid) == ["model.activation"]:  # the activation comparison, with its gradient and unit diagnostics
+        from dlcli.compare.activations import compare_activations as run_activations
+
+        result = run_activations(loaded, grid["model.activation"], seed_list, out, reporter)
+        return show_comparison(result, json_, activations=True)
+    from dlcli.compare.experiment import compare as run_grid
+
+    result = run_grid(make_variants(recipe, grid, set_, count, yes), loaded, seed_list, out, reporter)
+    show_comparison(result, json_, activations=False)
+
+
+def show_comparison(result, json_: bool, activations: bool) -> None:
     if json_:
         emit_json({"run_dir": str(result.run_dir), **result.summary})
-    else:
-        from dlcli.compare.table import print_comparison
+        return
+    from dlcli.compare.table import print_comparison, print_variants
 
-        print_comparison(result.run_dir, result.summary)
+    (print_comparison if activations else print_variants)(result.run_dir, result.summary)
 
 
 def main() -> None:

@@ -109,6 +109,15 @@ def learning_rate_scale(opt_state: Any) -> Any:
     return found[0].scale if found else 1.0
 
 
+def current_learning_rate(opt_state: Any, schedule: Any, step: Any) -> Any:
+    """The learning rate the last step used: the injected one when the state holds it, else the schedule's,
+    times the reduce-on-plateau factor; traceable."""
+    injected = [node for node in jax.tree.leaves(opt_state, is_leaf=lambda n: isinstance(n, optax.InjectHyperparamsState))
+                if isinstance(node, optax.InjectHyperparamsState)]
+    rate = injected[0].hyperparams["learning_rate"] if injected else schedule(step - 1)
+    return rate * learning_rate_scale(opt_state)
+
+
 def weights_only(params: Any) -> Any:
     """True for weight matrices and kernels, False for biases and norm scales."""
     return jax.tree.map(lambda p: p.ndim > 1, params)
@@ -175,18 +184,32 @@ def schedule_of(plan: OptimizerPlan, total_steps: int) -> optax.Schedule:
         raise DlcliError(f"optimizer.schedule: {error}") from None
 
 
-def build_optimizer(config: OptimizerConfig, total_steps: int, steps_per_epoch: int = 1) -> optax.GradientTransformation:
+def injectable(config: OptimizerConfig) -> bool:
+    """Whether the optimizer's numbers can live in its state (constant learning rate, one player)."""
+    return "discriminator" not in config.settings() and plan_optimizer(config).schedule == "constant"
+
+
+def build_optimizer(config: OptimizerConfig, total_steps: int, steps_per_epoch: int = 1,
+                    inject: bool = False) -> optax.GradientTransformation:
     """The recipe's ``[optimizer]`` as one ``optax.chain``.
 
     Args:
       config: the recipe section.
       total_steps: optimizer steps in the whole run, the default horizon of decaying schedules.
       steps_per_epoch: how many batch losses reduce-on-plateau averages before judging.
+      inject: keep the learning rate and the optimizer's other numbers in its state
+        (``optax.inject_hyperparams``), so that variants differing only in them share one
+        compiled program, each member with its own values (see :func:`injectable`).
     """
     if "discriminator" in config.settings():
         return two_player_optimizer(config, total_steps, steps_per_epoch)
     plan = plan_optimizer(config)
-    optimizer = OPTIMIZERS.get(plan.kind)(schedule_of(plan, total_steps), **plan.settings)
+    if inject:
+        static = tuple(k for k, v in plan.settings.items() if isinstance(v, (bool, str)) or v is None)
+        optimizer = optax.inject_hyperparams(OPTIMIZERS.get(plan.kind), static_args=static)(
+            plan.learning_rate, **plan.settings)
+    else:
+        optimizer = OPTIMIZERS.get(plan.kind)(schedule_of(plan, total_steps), **plan.settings)
     return optax.chain(
         optax.clip_by_global_norm(plan.clip) if plan.clip else optax.identity(),
         optax.add_decayed_weights(plan.decay, mask=weights_only) if plan.decay else optax.identity(),

@@ -95,6 +95,13 @@ class OptimizerConfig(Component):
     learning_rate: float = Field(1e-3, gt=0.0)
 
 
+class CompareConfig(Section):
+    """A bundled experiment: ``dlcli compare RECIPE`` varies these keys (``--vary`` replaces them)."""
+
+    vary: dict[str, list[Any]] = Field(default_factory=dict)  # "optimizer.learning_rate" = [1e-3, 1e-2]
+    seeds: int = Field(3, ge=1, le=100)
+
+
 class Recipe(Section):
     # The name becomes a folder under --out: no separators, nothing that climbs out of it.
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
@@ -107,6 +114,7 @@ class Recipe(Section):
     optimizer: OptimizerConfig = OptimizerConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    compare: CompareConfig | None = None
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -272,13 +280,14 @@ def to_toml(recipe: Recipe) -> str:
 def dump_toml(data: dict[str, Any]) -> str:
     scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
     tables = {k: v for k, v in data.items() if isinstance(v, dict)}
-    lines = [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]
+    lines = [f"{key} = {toml_value(value)}" for key, value in scalars.items()]
     for key, table in tables.items():
-        lines += ["", f"[{key}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()]
+        lines += ["", f"[{key}]"] + [f"{_toml_key(k)} = {toml_value(v)}" for k, v in table.items()]
     return "\n".join(lines) + "\n"
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """One value as TOML text (inline tables for dicts)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -287,11 +296,11 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
 def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else _toml_value(key)
+    return key if key.replace("_", "").replace("-", "").isalnum() else toml_value(key)

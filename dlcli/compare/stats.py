@@ -103,26 +103,29 @@ def summarize(recipe: Recipe, runs: list[dict[str, Any]], seeds: list[int], wall
     }
 
 
-def verdict(name: str, ranked: list[dict], runs: list[dict], key: str, higher: bool) -> str:
-    """One paragraph: winner, margin, whether the margin beats the seed spread (paired by seed), the loser's why."""
+def verdict(name: str, ranked: list[dict], runs: list[dict], key: str, higher: bool, label: str = "activation") -> str:
+    """One paragraph: winner, margin, whether the margin beats the seed spread (paired by seed), the loser's why.
+
+    ``label`` is the key that names a row and a run (``activation``, or ``variant`` for ``dlcli compare``).
+    """
     if not ranked:
-        return "No activation produced a finite result; every run diverged."
+        return f"No {label} produced a finite result; every run diverged."
     winner = ranked[0]
     w = winner["final"][key]
-    text = f"{winner['activation']} won on {name}: {key} {w['mean']:.4f} ± {w['std']:.4f} over {winner['seeds']} seeds"
+    text = f"{winner[label]} won on {name}: {key} {w['mean']:.4f} ± {w['std']:.4f} over {winner['seeds']} seeds"
     if len(ranked) == 1:
-        return text + " (the only activation compared)."
+        return text + f" (the only {label} compared)."
     runner = ranked[1]
     r = runner["final"][key]
     margin = abs(w["mean"] - r["mean"])
     spread = max(w["std"], r["std"])
-    paired = paired_wins(runs, winner["activation"], runner["activation"], key, higher)
-    text += (f", {margin:.4f} {'ahead of' if margin else 'level with'} {runner['activation']} "
+    paired = paired_wins(runs, winner[label], runner[label], key, higher, label)
+    text += (f", {margin:.4f} {'ahead of' if margin else 'level with'} {runner[label]} "
              f"({r['mean']:.4f} ± {r['std']:.4f}). The margin is "
              f"{'larger than' if margin > spread else 'within'} the seed spread (largest std {spread:.4f})")
     if paired[1]:
         agrees = (margin > spread) == (2 * paired[0] > paired[1])  # the paired count tells the same story
-        text += (f", {'and' if agrees else 'but'} {winner['activation']} was ahead in {paired[0]} of {paired[1]} "
+        text += (f", {'and' if agrees else 'but'} {winner[label]} was ahead in {paired[0]} of {paired[1]} "
                  "paired seeds.")
     else:
         text += "."
@@ -130,21 +133,22 @@ def verdict(name: str, ranked: list[dict], runs: list[dict], key: str, higher: b
         text += " Treat the top two as tied on this recipe; more seeds would tell them apart."
     last = ranked[-1]
     if last is not runner:
-        text += f" {last['activation']} came last ({last['final'][key]['mean']:.4f})"
-        ratio = last["grad_ratio_first_last"]["init"]
-        if last["unit_share"] == "saturated" and ratio is not None and ratio < 1e-2:
+        text += f" {last[label]} came last ({last['final'][key]['mean']:.4f})"
+        ratio = last.get("grad_ratio_first_last", {}).get("init")
+        if last.get("unit_share") == "saturated" and ratio is not None and ratio < 1e-2:
             text += (f": at initialisation its first layer's gradient was {ratio:.1e} of the last layer's, "
                      "the vanishing gradient")
         text += "."
-    dead = [row for row in ranked if row["unit_share"] == "dead" and (row["units"]["final"] or {}).get("mean")
+    dead = [row for row in ranked if row.get("unit_share") == "dead" and (row["units"]["final"] or {}).get("mean")
             and row["units"]["final"]["mean"] > 0.1]
     for row in dead:
         text += f" {row['units']['final']['mean']:.0%} of {row['activation']}'s hidden units ended dead."
     return text
 
 
-def paired_wins(runs: list[dict], a: str, b: str, key: str, higher: bool) -> tuple[int, int]:
+def paired_wins(runs: list[dict], a: str, b: str, key: str, higher: bool, label: str = "activation"
+                ) -> tuple[int, int]:
     """How many seeds ``a`` beat ``b`` on, out of the seeds both finished."""
-    by = {run["activation"]: {m["seed"]: m["final"].get(key) for m in run["members"]} for run in runs}
+    by = {run[label]: {m["seed"]: m["final"].get(key) for m in run["members"]} for run in runs}
     pairs = [(by[a][s], by[b].get(s)) for s in by[a] if by[a][s] is not None and by[b].get(s) is not None]
     return sum((x > y) if higher else (x < y) for x, y in pairs), len(pairs)

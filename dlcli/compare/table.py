@@ -1,4 +1,4 @@
-"""The compare-activations table: Rich on a terminal, aligned plain text when piped."""
+"""The comparison tables (compare-activations, compare): Rich on a terminal, aligned plain text when piped."""
 
 from __future__ import annotations
 
@@ -51,11 +51,44 @@ def comparison_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]
     return headers, rows
 
 
+def variant_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Column headers and one row of text per variant of ``dlcli compare``, in ranking order."""
+    primary = summary["primary"]
+    metric_keys = [k for k in (summary["variants"][0]["final"] if summary["variants"] else {})
+                   if k not in ("loss", "val_loss") and k.startswith("val_")]
+    headers = ["variant", "group", "train loss", "val loss", *metric_keys, f"best {primary}",
+               f"epochs to {summary['target']['value']:.3g} (reached)", "seconds to it", "wall s"]
+    order = {name: i for i, name in enumerate(summary["ranking"])}
+    rows = []
+    for row in sorted(summary["variants"], key=lambda r: order.get(r["variant"], len(order))):
+        final, epochs, seconds = row["final"], row["epochs_to_target"], row["seconds_to_target"]
+        rows.append([
+            row["variant"], str(row["group"]), _pm(final.get("loss")), _pm(final.get("val_loss")),
+            *(_pm(final.get(k)) for k in metric_keys), _pm(row["best"]),
+            f"{epochs['mean']:.1f} ({row['reached_target']}/{row['seeds']})" if epochs["mean"] is not None
+            else f"never (0/{row['seeds']})",
+            f"{seconds['mean']:.2f}" if seconds["mean"] is not None else "-", f"{row['wall_time_s']:.1f}",
+        ])
+    return headers, rows
+
+
+def print_variants(run_dir: Path, summary: dict[str, Any]) -> None:
+    title = (f"{summary['recipe']}: {len(summary['variants'])} variants x {len(summary['seeds'])} seeds "
+             f"(mean ± std over seeds, {summary['reported_epoch']} epoch; ranked by {summary['primary']})")
+    groups = "; ".join(f"group {i + 1}: {len(g['variants'])} variant(s), {g['vmapped']} vmapped in one program"
+                       for i, g in enumerate(summary["groups"]))
+    print_table(run_dir, summary, title, *variant_rows(summary), groups)
+
+
 def print_comparison(run_dir: Path, summary: dict[str, Any]) -> None:
-    console = make_console()
-    headers, rows = comparison_rows(summary)
     title = (f"{summary['recipe']}: {len(summary['activations'])} activations x {len(summary['seeds'])} seeds "
              f"(mean ± std over seeds, {summary.get('reported_epoch', 'last')} epoch; ranked by {summary['primary']})")
+    print_table(run_dir, summary, title, *comparison_rows(summary))
+
+
+def print_table(run_dir: Path, summary: dict[str, Any], title: str, headers: list[str], rows: list[list[str]],
+                note: str = "") -> None:
+    console = make_console()
     if console.is_terminal:
         table = Table(title=title)
         for i, header in enumerate(headers):
@@ -68,6 +101,8 @@ def print_comparison(run_dir: Path, summary: dict[str, Any]) -> None:
         console.print(title)
         for line in (headers, *rows):
             console.print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    if note:
+        console.print(note)
     console.print(summary["verdict"])
     console.print(f"comparison directory: {run_dir} (plots in {run_dir / 'plots'}); "
                   f"total wall time {summary['wall_time_s']:.1f} s")

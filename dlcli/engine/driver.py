@@ -119,6 +119,7 @@ class Engine:
         self.spec = EpochSpec(self.built.task, self.built.loss_fn, self.built.eval_graph, setup.wanted,
                               setup.stopping, setup.schedule)
         self.program = make_block_fn(step, self.spec, len(seeds))
+        self._compiled, self.compile_seconds = None, 0.0
         self.predictor = Predictor(self.built.eval_graph)
         placement = setup.placement
         self.x_all, self.y_all = setup.device_inputs("train"), placement.put_replicated(data.splits["train"][1])
@@ -188,15 +189,25 @@ class Engine:
                                                           self.layout.rows_per_call))
             count = min(count, remaining)
             idx, weight, ends, active = self.rows(progress.epoch, progress.chunk, count)
+            args = (carry, self.x_all, self.y_all, self.val, placement.put_batches(idx),
+                    placement.put_batches(weight), ends, active)
+            program = self.compiled(args)
             tick = time.perf_counter()
-            carry, outs = self.program(carry, self.x_all, self.y_all, self.val, placement.put_batches(idx),
-                                       placement.put_batches(weight), ends, active)
+            carry, outs = program(*args)
             outs = jax.device_get(outs)
             seconds = time.perf_counter() - tick
-            if progress.epoch > 1 or progress.chunk > 0 or count > 1:
-                per_row = seconds / count  # the first call also compiles: not a measure of a row
+            per_row = seconds / count
             self.absorb(outs, count, seconds, progress, reporter, on_epoch, carry)
         return carry
+
+    def compiled(self, args: tuple) -> Callable:
+        """The training program compiled ahead of the first call (or loaded from the cache), timed on its own,
+        so that no epoch's time includes compiling."""
+        if self._compiled is None:
+            tick = time.perf_counter()
+            self._compiled = self.program.lower(*args).compile()
+            self.compile_seconds = time.perf_counter() - tick
+        return self._compiled
 
     def absorb(self, outs: dict[str, Any], count: int, seconds: float, progress: Progress, reporter,
                on_epoch, carry) -> None:

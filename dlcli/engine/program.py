@@ -29,7 +29,7 @@ from flax import nnx
 
 from dlcli.engine.metrics import split_metrics
 from dlcli.engine.stopping import StopState, update_stop_state
-from dlcli.optim import learning_rate_scale
+from dlcli.optim import current_learning_rate
 from dlcli.tasks import Task
 from dlcli.train.batches import eval_indices
 from dlcli.train.early_stopping import EarlyStopping
@@ -112,7 +112,7 @@ def epoch_record(spec: EpochSpec, sums: dict[str, jax.Array], state: TrainState,
         x_val, y_val = val
         metrics = split_metrics(spec.task, spec.loss_fn, spec.wanted, outputs_on(spec.eval_graph, state, x_val), y_val)
         record.update({f"val_{name}": value for name, value in metrics.items()})
-    record["learning_rate"] = spec.schedule(state.step - 1) * learning_rate_scale(state.opt_state)
+    record["learning_rate"] = current_learning_rate(state.opt_state, spec.schedule, state.step)
     return record
 
 

@@ -63,11 +63,11 @@ class PlainReporter:
     def __init__(self, console: Console):
         self.console = console
         self.epochs = 0
-        self.compiling = True  # the first epoch this process runs pays for compilation
+        self.first = True  # the first epoch a run shows is always printed
 
     def start(self, name: str, epochs: int, steps_per_epoch: int, examples: int, run_dir: str) -> None:
         self.epochs = epochs
-        self.compiling = True
+        self.first = True
         self.console.print(f"training {name}: {examples} examples, {steps_per_epoch} steps/epoch, up to {epochs} "
                            f"epochs -> {run_dir}")
 
@@ -75,11 +75,11 @@ class PlainReporter:
         pass
 
     def epoch(self, record: dict[str, Any]) -> None:
-        compiling, self.compiling = self.compiling, False
+        first, self.first = self.first, False
         every = max(1, self.epochs // 25)  # long runs of tiny epochs print about 25 lines
-        if record["epoch"] % every and record["epoch"] not in (1, self.epochs) and not compiling:
+        if record["epoch"] % every and record["epoch"] not in (1, self.epochs) and not first:
             return
-        cells = epoch_cells(record, self.epochs) + (["(includes compiling)"] if compiling else [])
+        cells = epoch_cells(record, self.epochs)
         width = self.console.width if self.console.is_terminal else None  # a log or a pipe: one line to grep
         for line in fit_columns(cells, width):
             self.console.print(line)

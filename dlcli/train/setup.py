@@ -111,17 +111,22 @@ def make_stopping(recipe: Recipe, has_val: bool, wanted: list[str]) -> EarlyStop
     return stopping
 
 
-def prepare(loaded: LoadedRecipe) -> Setup:
-    """Load the recipe's data and build every component; raises DlcliError for any mistake in them."""
+def prepare(loaded: LoadedRecipe, data: Prepared | None = None, inject: bool = False) -> Setup:
+    """Load the recipe's data and build every component; raises DlcliError for any mistake in them.
+
+    Args:
+      data: the recipe's data, already loaded (variants of a comparison that share ``[data]``).
+      inject: build the optimizer with its numbers in its state (see :func:`dlcli.optim.build_optimizer`).
+    """
     configure_compilation()
     compilations = Compilations.start()
     recipe = loaded.recipe
-    data = load_data(recipe.data, recipe.seed, loaded.resolve_path, task=recipe.task)
+    data = data or load_data(recipe.data, recipe.seed, loaded.resolve_path, task=recipe.task)
     built = assemble(recipe, data.preprocessing)
     wanted = check_metrics(recipe, built.task.kind) or built.task.default_metrics
     plan = make_plan(len(data.splits["train"][0]), recipe.train.batch_size, recipe.train.chunks_per_epoch or 1)
     total_steps = plan.steps * recipe.train.epochs
-    optimizer = build_optimizer(recipe.optimizer, total_steps, plan.steps)
+    optimizer = build_optimizer(recipe.optimizer, total_steps, plan.steps, inject=inject)
     schedule = build_schedule(recipe.optimizer, total_steps)
     stopping = make_stopping(recipe, "val" in data.splits, wanted)
     augment = build_augment(recipe.train.augment, data.preprocessing.input_shape)

@@ -1,0 +1,163 @@
+"""``dlcli compare``: any recipe keys varied over a grid, every variant over the same seeds.
+
+The comparison is paired as compare-activations pairs it: the base recipe's
+seed fixes one data split for every run, and seed ``s`` gives every variant
+the same initial weights (where the architecture is the same) and the same
+batch order. Variants that differ only in numbers the optimizer keeps in its
+state (the learning rate, momentum, betas, epsilon) train as one vmapped
+program with their seeds; every other variant (a new architecture, batch
+size, optimizer kind, penalty or schedule) is a program of its own, its
+seeds still vmapped. The summary says which grouping each variant had.
+
+The output directory ``out/compare/<recipe>/<timestamp>/`` holds the base
+``recipe.toml``, ``metrics.jsonl`` (one line per variant, seed and epoch,
+tagged with both), ``summary.json`` (every run's final numbers, each
+variant's mean ± std, the verdict) and ``plots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dlcli.compare.grid import Variant
+from dlcli.errors import DlcliError
+from dlcli.recipe import LoadedRecipe, Recipe, to_toml
+
+
+@dataclass
+class Comparison:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+@dataclass
+class Group:
+    """Variants that share one compiled program."""
+
+    variants: list[Variant]
+    vmapped: bool  # several variants in one program (always true of the seeds)
+
+
+def program_key(recipe: Recipe) -> str:
+    """The recipe with what the optimizer state can carry blanked out: equal keys share a program."""
+    from dlcli.optim import OPTIMIZERS, injectable
+
+    if not injectable(recipe.optimizer):
+        return to_toml(recipe.model_copy(update={"seed": 0}))
+    own = set(OPTIMIZERS.options(recipe.optimizer.kind))
+    numbers = {k: v for k, v in recipe.optimizer.settings().items()
+               if k in own and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    optimizer = recipe.optimizer.model_copy(update={"learning_rate": 1.0, **{k: 0.0 for k in numbers}})
+    return to_toml(recipe.model_copy(update={"seed": 0, "optimizer": optimizer}))
+
+
+def group_variants(variants: list[Variant]) -> list[Group]:
+    """Variants in order of first appearance, grouped by :func:`program_key`."""
+    groups: dict[str, list[Variant]] = {}
+    for variant in variants:
+        groups.setdefault(program_key(variant.loaded.recipe), []).append(variant)
+    return [Group(members, len(members) > 1) for members in groups.values()]
+
+
+def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: Path, reporter) -> Comparison:
+    """Train every variant over ``seeds``; write and return the comparison.
+
+    Args:
+      variants: from :func:`dlcli.compare.grid.make_variants`.
+      base: the recipe the variants vary (its name and seed name the comparison).
+      seeds: initialisation and shuffling seeds, shared by every variant.
+      out: the folder under which ``compare/<recipe name>/<timestamp>/`` is created.
+      reporter: progress display (see :mod:`dlcli.report.console`).
+    """
+    from dlcli.checkpoint import create_run_dir, write_json, write_text
+    from dlcli.compare.summary import summarize_variants
+    from dlcli.compare.variant_plots import write_variant_plots
+
+    started = time.perf_counter()
+    groups = group_variants(variants)
+    prepared = prepare_groups(groups, base)
+    run_dir = create_run_dir(out / "compare", base.recipe.name)
+    write_text(run_dir / "recipe.toml", f"# resolved from {base.source}; compare varies "
+                                        f"{', '.join(variants[0].values)}\n" + to_toml(base.recipe))
+    runs = []
+    with (run_dir / "metrics.jsonl").open("a") as metrics_file:
+        for index, (group, setup) in enumerate(zip(groups, prepared)):
+            runs += train_group(group, setup, seeds, index, reporter, metrics_file)
+    summary = summarize_variants(base.recipe, variants, runs, seeds, time.perf_counter() - started)
+    summary["groups"] = [{"variants": [v.label for v in g.variants], "one_program": True,
+                          "vmapped": "variants and seeds" if g.vmapped else "seeds"} for g in groups]
+    write_json(run_dir / "summary.json", summary)
+    write_variant_plots(run_dir)
+    return Comparison(run_dir, summary)
+
+
+def prepare_groups(groups: list[Group], base: LoadedRecipe) -> list[list[Any]]:
+    """Each group's setups, one per variant (data loaded once per distinct ``[data]``): every variant is
+    checked before any trains."""
+    from dlcli.train.setup import prepare
+
+    data_by_config: dict[str, Any] = {}
+    setups: list[list[Any]] = []
+    for group in groups:
+        setups.append([])
+        for variant in group.variants:
+            recipe = variant.loaded.recipe
+            key = recipe.data.model_dump_json() + str(recipe.seed)
+            setup = prepare(variant.loaded, data_by_config.get(key), inject=group.vmapped)
+            data_by_config.setdefault(key, setup.data)
+            if not setup.built.task.supervised:
+                raise DlcliError(f"{base.source}: compare ranks classification and regression recipes; this one "
+                                 f"is a {setup.built.task.kind} task.")
+            setups[-1].append(setup)
+    return setups
+
+
+def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, reporter, metrics_file
+                ) -> list[dict[str, Any]]:
+    """Every (variant, seed) of one group as one program (``setups``: one per variant); one run per variant."""
+    import jax
+    import numpy as np
+
+    from dlcli.assemble import assemble
+    from dlcli.engine.driver import Engine, Progress
+    from dlcli.train.step import TrainState
+
+    tick = time.perf_counter()
+    setup = setups[0]
+    members = [(variant, seed) for variant in group.variants for seed in seeds]
+    optimizers = {v.label: s.optimizer for v, s in zip(group.variants, setups)}
+    models = {seed: assemble(setup.recipe, setup.data.preprocessing, seed=seed) for seed in seeds}  # paired weights
+    states = [TrainState(models[seed].params, models[seed].rest, jax.jit(optimizers[variant.label].init)(
+        models[seed].params), np.zeros((), np.int32), jax.random.key(seed) if setup.augment is not None else None)
+        for variant, seed in members]
+    engine = Engine(setups[0], [seed for _, seed in members], models[seeds[0]])
+    progress = Progress(histories=[[] for _ in members])
+    carry = engine.stack([engine.member_carry(state) for state in states])
+    label = group.variants[0].label if len(group.variants) == 1 else f"{len(group.variants)} variants"
+    reporter.start(f"{label} x{len(seeds)} seeds", setup.recipe.train.epochs, engine.layout.plan.steps,
+                   engine.examples, f"group {index + 1}: {len(members)} runs in one program")
+
+    def on_epoch(m: int, record: dict[str, Any], _carry) -> None:
+        variant, seed = members[m]
+        metrics_file.write(json.dumps({"variant": variant.label, "seed": seed, **record}) + "\n")
+        metrics_file.flush()
+
+    try:
+        carry = engine.run(carry, progress, reporter, lambda carry, progress: None, on_epoch)
+    finally:
+        reporter.close()
+    final = jax.device_get(carry)
+    wall = time.perf_counter() - tick
+    runs: dict[str, dict[str, Any]] = {}
+    for m, (variant, seed) in enumerate(members):
+        ended = "diverged" if final.diverged[m] else ("early_stopped" if final.stop.stopped[m] else "completed")
+        run = runs.setdefault(variant.label, {"variant": variant.label, "values": variant.values, "group": index + 1,
+                                              "parameters": models[seed].parameter_count, "members": [],
+                                              "wall_time_s": wall, "train_time_s": progress.train_seconds})
+        run["members"].append({"seed": seed, "ended": ended, "best_epoch": int(final.stop.best_epoch[m]),
+                               "history": progress.histories[m]})
+    return list(runs.values())
