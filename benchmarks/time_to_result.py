@@ -164,7 +164,7 @@ def write_digits_inputs(path: Path) -> None:
     import numpy as np
     from sklearn.datasets import load_digits
 
-    np.savez(path, x=load_digits().images[:100].astype(np.float32))
+    np.savez(path, x=load_digits().images[:100, :, :, None].astype(np.float32))  # (N, 8, 8, 1), as trained
 
 
 def fixed_costs(which: str, work: Path, warm: dict, cold, repeats: int) -> list[tuple[str, float, float, int]]:
