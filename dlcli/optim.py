@@ -112,8 +112,9 @@ def learning_rate_scale(opt_state: Any) -> Any:
 def current_learning_rate(opt_state: Any, schedule: Any, step: Any) -> Any:
     """The learning rate the last step used: the injected one when the state holds it, else the schedule's,
     times the reduce-on-plateau factor; traceable."""
-    injected = [node for node in jax.tree.leaves(opt_state, is_leaf=lambda n: isinstance(n, optax.InjectHyperparamsState))
-                if isinstance(node, optax.InjectHyperparamsState)]
+    kinds = (optax.InjectHyperparamsState, optax.InjectStatefulHyperparamsState)
+    injected = [node for node in jax.tree.leaves(opt_state, is_leaf=lambda n: isinstance(n, kinds))
+                if isinstance(node, kinds)]
     rate = injected[0].hyperparams["learning_rate"] if injected else schedule(step - 1)
     return rate * learning_rate_scale(opt_state)
 

@@ -77,7 +77,9 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
     from dlcli.compare.summary import summarize_variants
     from dlcli.compare.variant_plots import write_variant_plots
 
-    started = time.perf_counter()
+    from dlcli.engine.compilation import Compilations
+
+    started, counted = time.perf_counter(), Compilations.start()
     groups = group_variants(variants)
     prepared = prepare_groups(groups, base)
     run_dir = create_run_dir(out / "compare", base.recipe.name)
@@ -90,6 +92,7 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
     summary = summarize_variants(base.recipe, variants, runs, seeds, time.perf_counter() - started)
     summary["groups"] = [{"variants": [v.label for v in g.variants], "one_program": True,
                           "vmapped": "variants and seeds" if g.vmapped else "seeds"} for g in groups]
+    summary["compilations"] = counted.since()  # "train": one per group
     write_json(run_dir / "summary.json", summary)
     write_variant_plots(run_dir)
     return Comparison(run_dir, summary)
