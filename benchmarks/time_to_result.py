@@ -19,6 +19,7 @@ with ``--recipes all``, and the commands that should answer at once.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -145,11 +146,12 @@ def evaluation_case(work: Path, runs: Path, warm: dict[str, str]) -> Case:
     run([PYTHON, str(SCRIPTS / "digits_mlp.py"), str(work / "digits")])
     inputs = work / "inputs.npz"
     write_digits_inputs(inputs)
+    outputs = itertools.count()
     return Case("evaluate digits-mlp run", {
         "jax script": lambda: run([PYTHON, str(SCRIPTS / "digits_evaluate.py"), str(work / "digits")]),
         "dlcli evaluate": lambda: run(dlcli("evaluate", str(digits_run)), warm),
-        "dlcli predict": lambda: run(dlcli("predict", str(digits_run), str(inputs), "--out",
-                                           str(work / "predictions.csv")), warm),
+        "dlcli predict": lambda: run(dlcli("predict", str(digits_run), str(inputs), "--out",  # never overwrites
+                                           str(work / f"predictions-{next(outputs)}.csv")), warm),
     }, "jax script")
 
 

@@ -244,7 +244,8 @@ def compare(
         return show_comparison(result, json_, activations=True)
     from dlcli.compare.experiment import compare as run_grid
 
-    result = run_grid(make_variants(recipe, grid, set_, count, yes), loaded, seed_list, out, reporter)
+    named = declared.variants if declared and not vary else []
+    result = run_grid(make_variants(recipe, grid, set_, count, yes, named), loaded, seed_list, out, reporter)
     show_comparison(result, json_, activations=False)
 
 

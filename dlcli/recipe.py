@@ -99,6 +99,9 @@ class CompareConfig(Section):
     """A bundled experiment: ``dlcli compare RECIPE`` varies these keys (``--vary`` replaces them)."""
 
     vary: dict[str, list[Any]] = Field(default_factory=dict)  # "optimizer.learning_rate" = [1e-3, 1e-2]
+    # Named sets of overrides, for variants that differ in several keys at once:
+    # variants = [{ name = "L2", "train.l2" = 1e-3 }, { name = "dropout", "model.dropout" = 0.5 }]
+    variants: list[dict[str, Any]] = Field(default_factory=list)
     seeds: int = Field(3, ge=1, le=100)
 
 

@@ -84,7 +84,7 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
     prepared = prepare_groups(groups, base)
     run_dir = create_run_dir(out / "compare", base.recipe.name)
     write_text(run_dir / "recipe.toml", f"# resolved from {base.source}; compare varies "
-                                        f"{', '.join(variants[0].values)}\n" + to_toml(base.recipe))
+                                        f"{', '.join(dict.fromkeys(k for v in variants for k in v.values))}\n" + to_toml(base.recipe))
     runs = []
     with (run_dir / "metrics.jsonl").open("a") as metrics_file:
         for index, (group, setup) in enumerate(zip(groups, prepared)):

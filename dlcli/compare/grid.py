@@ -78,23 +78,42 @@ def label_of(values: dict[str, Any]) -> str:
     return " ".join(f"{key}={toml_value(value)}" for key, value in values.items())
 
 
-def make_variants(ref: str, grid: dict[str, list[Any]], overrides: list[str], seeds: int, yes: bool
-                  ) -> list[Variant]:
-    """Every combination of the grid as a validated recipe; refuses grids past :data:`MAX_MEMBERS` without ``yes``."""
-    if not grid:
+def named_sets(entries: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """``[compare] variants``: (name, {dotted key: value}) per entry; the name defaults to its overrides."""
+    sets = []
+    for entry in entries:
+        values = {k: v for k, v in entry.items() if k != "name"}
+        name = entry.get("name") or label_of(values) or "recipe as written"
+        if not isinstance(name, str):
+            raise DlcliError(f"[compare] variants: name = {name!r} must be a string.")
+        sets.append((name, values))
+    return sets
+
+
+def make_variants(ref: str, grid: dict[str, list[Any]], overrides: list[str], seeds: int, yes: bool,
+                  named: list[dict[str, Any]] = ()) -> list[Variant]:
+    """Every named set (or the recipe) times every combination of the grid, each a validated recipe.
+
+    Refuses grids past :data:`MAX_MEMBERS` runs without ``yes``.
+    """
+    if not grid and not named:
         raise DlcliError("Nothing to compare: give --vary KEY=V1,V2,... (or a recipe whose [compare] table lists "
-                         "vary = { KEY = [V1, V2] }).")
+                         "vary = { KEY = [V1, V2] } or named variants).")
     combinations = list(itertools.product(*grid.values()))
-    if len(combinations) * seeds > MAX_MEMBERS and not yes:
-        raise DlcliError(f"This grid trains {len(combinations)} variants x {seeds} seeds = "
-                         f"{len(combinations) * seeds} runs. Narrow --vary or --seeds, or pass --yes to run them all.")
+    bases = named_sets(list(named)) or [("", {})]
+    if len(bases) * len(combinations) * seeds > MAX_MEMBERS and not yes:
+        raise DlcliError(f"This grid trains {len(bases) * len(combinations)} variants x {seeds} seeds = "
+                         f"{len(bases) * len(combinations) * seeds} runs. Narrow --vary or --seeds, or pass --yes "
+                         "to run them all.")
     variants = []
-    for combination in combinations:
-        values = dict(zip(grid, combination))
-        sets = [*overrides, *(f"{key}={toml_value(value)}" for key, value in values.items())]
-        try:
-            loaded = load_recipe(ref, sets)
-        except DlcliError as error:
-            raise DlcliError(f"--vary {label_of(values)}: {error}") from None
-        variants.append(Variant(label_of(values), values, loaded))
+    for name, base in bases:
+        for combination in combinations:
+            values = {**base, **dict(zip(grid, combination))}
+            label = " ".join(part for part in (name, label_of(dict(zip(grid, combination)))) if part)
+            sets = [*overrides, *(f"{key}={toml_value(value)}" for key, value in values.items())]
+            try:
+                loaded = load_recipe(ref, sets)
+            except DlcliError as error:
+                raise DlcliError(f"compare variant '{label}': {error}") from None
+            variants.append(Variant(label, values, loaded))
     return variants

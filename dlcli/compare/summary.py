@@ -56,7 +56,7 @@ def summarize_variants(recipe: Recipe, variants: list[Variant], runs: list[dict[
     stored = [{**run, "members": [{k: v for k, v in m.items() if k != "history"} for m in run["members"]]}
               for run in runs]
     return {
-        "recipe": recipe.name, "varied": list(variants[0].values), "seeds": seeds, "primary": key,
+        "recipe": recipe.name, "varied": list(dict.fromkeys(k for v in variants for k in v.values)), "seeds": seeds, "primary": key,
         "higher_is_better": higher, "reported_epoch": "best (early stopping)" if early else "last",
         "target": {"value": target, "rule": f"{TARGET_FRACTION:.0%} of the best {key} of any run"},
         "ranking": [r["variant"] for r in ranked], "variants": rows,

@@ -33,8 +33,8 @@ def load(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[int, list[dict]]
 def write_variant_plots(run_dir: Path) -> list[Path]:
     summary, histories = load(run_dir)
     paths = [plot_curves(summary, histories, run_dir / "plots" / "curves.png")]
-    if len(summary["varied"]) == 1 and all(isinstance(r["values"][summary["varied"][0]], (int, float))
-                                           and not isinstance(r["values"][summary["varied"][0]], bool)
+    if len(summary["varied"]) == 1 and all(isinstance(r["values"].get(summary["varied"][0]), (int, float))
+                                           and not isinstance(r["values"].get(summary["varied"][0]), bool)
                                            for r in summary["variants"]):
         paths.append(plot_by_value(summary, run_dir / "plots" / "by_value.png"))
     return paths
