@@ -67,25 +67,33 @@ class ScalarLog:
     """
 
     def __init__(self, folder: Path, first_epoch: int = 1):
+        self.folder, self.first_epoch = folder, first_epoch
+        self.path: Path | None = None
+        self._writer = None  # opened at the first epoch: a run stopped before it leaves no empty file
+        self._layout_written = False
+        self._flushed = time.monotonic()
+
+    def _open(self) -> None:
         from tensorboardX.proto.event_pb2 import Event, SessionLog
         from tensorboardX.record_writer import RecordWriter
 
-        folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
         # TensorBoard reads a folder's files in name order: the time, then a counter that sorts as a number.
         name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_files):06d}"
-        self.path = folder / name
+        self.path = self.folder / name
         self._writer = RecordWriter(str(self.path))
-        self._write(Event(wall_time=time.time(), step=first_epoch, file_version="brain.Event:2"))
+        self._write(Event(wall_time=time.time(), step=self.first_epoch, file_version="brain.Event:2"))
         # A restart marker: TensorBoard forgets earlier files' steps from first_epoch on (none in a new run).
-        self._write(Event(wall_time=time.time(), step=first_epoch, session_log=SessionLog(status=SessionLog.START)))
-        self._layout_written = False
-        self._flushed = time.monotonic()
+        self._write(Event(wall_time=time.time(), step=self.first_epoch,
+                          session_log=SessionLog(status=SessionLog.START)))
 
     def write(self, record: dict[str, Any]) -> None:
         """Add one epoch record (a metrics.jsonl line) at step ``record["epoch"]``."""
         from tensorboardX.proto.event_pb2 import Event
         from tensorboardX.proto.summary_pb2 import Summary
 
+        if self._writer is None:
+            self._open()
         values = scalars(record)
         if not self._layout_written:
             self._write_layout(values)
@@ -109,12 +117,15 @@ class ScalarLog:
         self._writer.write(event.SerializeToString())
 
     def flush(self) -> None:
-        self._writer.flush()
+        if self._writer is not None:
+            self._writer.flush()
         self._flushed = time.monotonic()
 
     def close(self) -> None:
-        self.flush()
-        self._writer.close()
+        if self._writer is not None:
+            self.flush()
+            self._writer.close()
+            self._writer = None
 
     def __enter__(self) -> "ScalarLog":
         return self
