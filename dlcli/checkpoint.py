@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from dlcli import strict_json
 from dlcli.errors import DlcliError
 
 
@@ -97,17 +98,7 @@ def write_json(path: Path, data: Any) -> None:
 
 def json_text(data: Any) -> str:
     """Strict JSON (what ``jq`` reads): a NaN or infinite number, such as a diverged loss, becomes null."""
-    return json.dumps(finite_or_null(data), indent=2, default=_jsonable, allow_nan=False)
-
-
-def finite_or_null(value: Any) -> Any:
-    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_null(item) for item in value]
-    return value
+    return strict_json.json_text(data, default=_jsonable)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from dlcli.errors import DlcliError
 
@@ -256,6 +257,68 @@ def show_comparison(result, json_: bool, activations: bool) -> None:
     from dlcli.compare.table import print_comparison, print_variants
 
     (print_comparison if activations else print_variants)(result.run_dir, result.summary)
+
+
+class RunsGroup(TyperGroup):
+    """``dlcli runs [DIR]`` lists and ``dlcli runs compare RUN...`` compares: a first word that names no
+    subcommand (a folder, an option, nothing) goes to ``list``."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+runs_app = typer.Typer(cls=RunsGroup, help="Look back over past runs: `dlcli runs [DIR]` lists them, "
+                                           "`dlcli runs compare RUN RUN...` sets them side by side.")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+@user_errors
+def runs_list(
+    folder: Annotated[Path, typer.Argument(metavar="[DIR]", help="Folder to search, at any depth.")] = Path("runs"),
+    recipe: Annotated[Optional[str], typer.Option(help="Only runs of this recipe (a name, or a glob such as "
+                                                       "'higgs*').")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the newest N.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """List the runs and comparisons under DIR (default ./runs), newest first: how each ended, its result, time."""
+    from dlcli.history import find_entries, select
+
+    found = find_entries(folder)
+    entries = select(found, recipe, limit)
+    if json_:
+        from dlcli.strict_json import json_text
+
+        typer.echo(json_text({"folder": str(folder), "runs": [entry.as_json() for entry in entries]}))
+    else:
+        from dlcli.report.runs_table import print_entries
+
+        print_entries(entries, folder, len(select(found, recipe, None)))
+
+
+@runs_app.command("compare")
+@user_errors
+def runs_compare(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="Run directories or comparison folders, "
+                                                                      "as `dlcli runs` lists them.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the figure here (a .png file or a folder); "
+                                                "default: plots/runs-compare.png in the first run.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Overlay the runs' curves in one figure; print their results and the recipe keys that differ."""
+    from dlcli.run_comparison import compare_runs
+
+    comparison = compare_runs(runs, out)
+    if json_:
+        from dlcli.strict_json import json_text
+
+        typer.echo(json_text(comparison.as_json()))
+    else:
+        from dlcli.report.runs_table import print_runs_comparison
+
+        print_runs_comparison(comparison)
 
 
 def main() -> None:

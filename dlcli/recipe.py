@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from dlcli.dotted import flatten
 from dlcli.errors import DlcliError, choices_text, did_you_mean
 from dlcli.registry import describe_validation_error
 
@@ -213,17 +214,6 @@ def apply_override(raw: dict[str, Any], path: list[str], value: Any, text: str) 
             raise DlcliError(f"--set '{text}': '{part}' holds a value, not a section, so '{'.'.join(path)}' cannot be set.")
         node = child
     node[path[-1]] = value
-
-
-def flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, dotted + "."))
-        else:
-            out[dotted] = value
-    return out
 
 
 def load_recipe(ref: str, overrides: list[str] = (), seed: int | None = None) -> LoadedRecipe:

@@ -215,7 +215,7 @@ def test_plot_history_writes_a_png(tmp_path):
     path = plots.plot_history(history, tmp_path / "plots" / "history.png", best_epoch=7)
     assert path == tmp_path / "plots" / "history.png"
     assert_png(path)
-    assert plots._metric_families(history) == ["loss", "accuracy", "auc"]
+    assert plots.metric_families(history) == ["loss", "accuracy", "auc"]
 
 
 def test_plot_roc_writes_a_png(tmp_path):

@@ -27,6 +27,7 @@ from typing import Any
 from dlcli.activations import ACTIVATIONS, ActivationSpec, get_activation, split_spec
 from dlcli.errors import DlcliError, choices_text
 from dlcli.recipe import Component, LoadedRecipe, Recipe
+from dlcli.report.tensorboard import ScalarLogs
 
 DEFAULT_RECIPE = "compare-deep-mlp"
 DEFAULT_ACTIVATIONS = "sigmoid,tanh,relu,leaky_relu,elu,maxout"  # the lecture's six
@@ -157,13 +158,14 @@ def compare_activations(loaded: LoadedRecipe, activations: list[ActivationSpec],
     run_dir = start_directory(out, loaded, setup)
     families = group_families(activations)
     runs = []
-    with (run_dir / "metrics.jsonl").open("a") as metrics_file:
+    with (run_dir / "metrics.jsonl").open("a") as metrics_file, ScalarLogs(run_dir / "tensorboard") as scalars:
         for spec in activations:
             label = activation_label(spec)
 
             def write(m: int, record: dict[str, Any], label=label) -> None:
                 metrics_file.write(json.dumps({"activation": label, "seed": seeds[m], **record}) + "\n")
                 metrics_file.flush()
+                scalars.write(f"{label}/seed_{seeds[m]}", record)
 
             family = families[family_key(spec)]
             runs.append(run_activation(setup, with_activation(recipe, spec), seeds, label, reporter, write, family))

@@ -61,7 +61,7 @@ def _as_number(value) -> float | None:
 NOT_CURVES = {"epoch", "time_s", "samples_per_s"}  # bookkeeping, not something the network learned
 
 
-def _metric_families(history: Sequence[dict]) -> list[str]:
+def metric_families(history: Sequence[dict]) -> list[str]:
     """Metric names without the ``val_`` prefix: loss first, then first-seen order."""
     families: list[str] = []
     for record in history:
@@ -78,7 +78,7 @@ def _metric_families(history: Sequence[dict]) -> list[str]:
     return families
 
 
-def _curve(history: Sequence[dict], key: str) -> tuple[list[float], list[float]]:
+def curve(history: Sequence[dict], key: str) -> tuple[list[float], list[float]]:
     """(epochs, values) of the epochs that recorded ``key``."""
     points = [
         (record.get("epoch", index + 1), _as_number(record[key]))
@@ -97,7 +97,7 @@ def plot_history(history: Sequence[dict], path, *, best_epoch: int | None = None
       path: where to write the PNG.
       best_epoch: marked with a dashed vertical line (the checkpoint kept).
     """
-    families = _metric_families(history) or ["loss"]
+    families = metric_families(history) or ["loss"]
     columns = min(3, len(families))
     rows = math.ceil(len(families) / columns)
     width, height = 4.5 * columns, 3.4 * rows
@@ -108,7 +108,7 @@ def plot_history(history: Sequence[dict], path, *, best_epoch: int | None = None
                            hspace=0.75 / 3.4 * rows / max(rows - 1, 1) if rows > 1 else 0.2)
     for axis, family in zip(axes, families):
         for key, label in ((family, "train"), (VALIDATION_PREFIX + family, "validation")):
-            epochs, values = _curve(history, key)
+            epochs, values = curve(history, key)
             if values:
                 axis.plot(epochs, values, marker="." if len(values) < 30 else None, label=label)
         if best_epoch is not None:

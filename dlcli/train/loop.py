@@ -38,6 +38,7 @@ from dlcli.recipe import LoadedRecipe, load_recipe, to_toml
 from dlcli.report import preload
 from dlcli.report.console import QuietReporter
 from dlcli.report.generative import write_epoch_figures, write_task_figures
+from dlcli.report.tensorboard import ScalarLog
 from dlcli.train.interrupt import Interrupted, StopRequests
 from dlcli.train.progress import load_resumable, save_resumable
 from dlcli.train.setup import Setup, checkpoint_bytes, prepare
@@ -148,7 +149,8 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, progress: Prog
     reporter.advance(progress.chunk * engine.layout.plan.steps_per_chunk)
     last_save = time.perf_counter()
 
-    with StopRequests() as stop, (run_dir / "metrics.jsonl").open("a") as metrics_file:
+    with StopRequests() as stop, (run_dir / "metrics.jsonl").open("a") as metrics_file, \
+            ScalarLog(run_dir, first_epoch=len(progress.history) + 1) as scalars:
         def between_calls(carry: Carry, progress: Progress) -> None:
             nonlocal last_save
             if stop.requested or time.perf_counter() - last_save > recipe.train.checkpoint_seconds:
@@ -160,6 +162,7 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, progress: Prog
         def on_epoch(_: int, record: dict[str, Any], carry: Carry) -> None:
             metrics_file.write(json_line(record))
             metrics_file.flush()
+            scalars.write(record)
             if setup.per_epoch_figures:
                 write_epoch_figures(run_dir, setup, member(carry).state, record["epoch"])
 
