@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
     from dlcli.checkpoint import create_run_dir, write_json, write_text
     from dlcli.compare.summary import summarize_variants
     from dlcli.compare.variant_plots import write_variant_plots
+    from dlcli.report.tensorboard import ScalarLogs
 
     from dlcli.engine.compilation import Compilations
 
@@ -86,9 +88,14 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
     write_text(run_dir / "recipe.toml", f"# resolved from {base.source}; compare varies "
                                         f"{', '.join(dict.fromkeys(k for v in variants for k in v.values))}\n" + to_toml(base.recipe))
     runs = []
-    with (run_dir / "metrics.jsonl").open("a") as metrics_file:
+    with (run_dir / "metrics.jsonl").open("a") as metrics_file, ScalarLogs(run_dir / "tensorboard") as scalars:
+        def write(variant: Variant, seed: int, record: dict[str, Any]) -> None:
+            metrics_file.write(json.dumps({"variant": variant.label, "seed": seed, **record}) + "\n")
+            metrics_file.flush()
+            scalars.write(f"{variant.label.replace('/', '_')}/seed_{seed}", record)
+
         for index, (group, setup) in enumerate(zip(groups, prepared)):
-            runs += train_group(group, setup, seeds, index, reporter, metrics_file)
+            runs += train_group(group, setup, seeds, index, reporter, write)
     summary = summarize_variants(base.recipe, variants, runs, seeds, time.perf_counter() - started)
     summary["groups"] = [{"variants": [v.label for v in g.variants], "one_program": True,
                           "vmapped": "variants and seeds" if g.vmapped else "seeds"} for g in groups]
@@ -119,9 +126,12 @@ def prepare_groups(groups: list[Group], base: LoadedRecipe) -> list[list[Any]]:
     return setups
 
 
-def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, reporter, metrics_file
-                ) -> list[dict[str, Any]]:
-    """Every (variant, seed) of one group as one program (``setups``: one per variant); one run per variant."""
+def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, reporter,
+                write: Callable[[Variant, int, dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """Every (variant, seed) of one group as one program (``setups``: one per variant); one run per variant.
+
+    ``write(variant, seed, record)`` receives each epoch record as it ends.
+    """
     import jax
     import numpy as np
 
@@ -145,9 +155,7 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
                    engine.examples, f"group {index + 1}: {len(members)} runs in one program")
 
     def on_epoch(m: int, record: dict[str, Any], _carry) -> None:
-        variant, seed = members[m]
-        metrics_file.write(json.dumps({"variant": variant.label, "seed": seed, **record}) + "\n")
-        metrics_file.flush()
+        write(*members[m], record)
 
     try:
         carry = engine.run(carry, progress, reporter, lambda carry, progress: None, on_epoch)
