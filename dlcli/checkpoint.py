@@ -3,7 +3,8 @@
 A checkpoint stores the training state's leaves; restoring needs a state of
 the same structure, which the run's saved recipe rebuilds. A new checkpoint
 is written beside the old one and swapped in by renames, so an interruption
-at any moment leaves the last good checkpoint readable.
+at any moment leaves the last good checkpoint readable. The run's other
+files are replaced whole (see :mod:`dlcli.files`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from typing import Any
 import jax
 import numpy as np
 
+from dlcli import files
 from dlcli.errors import DlcliError
+from dlcli.files import write_text  # noqa: F401  (the run's text files are written through here too)
+from dlcli.quiet import log_into
 
 
 def ensure_writable(folder: Path, needed_bytes: int = 0, what: str = "run output") -> None:
@@ -63,7 +67,8 @@ def create_run_dir(out: Path, name: str) -> Path:
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir/.lock`` while training writes there, so a second ``--resume`` cannot interleave.
 
-    A lock left by a process that no longer exists (killed with SIGKILL) is taken over.
+    From then on, what libraries log goes to the run's ``libraries.log``
+    (see :mod:`dlcli.quiet`). A lock left by a process that no longer exists (killed with SIGKILL) is taken over.
     """
     lock = run_dir / ".lock"
     for _ in range(2):
@@ -85,6 +90,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         raise DlcliError(f"Cannot lock '{run_dir}' for training; remove '{lock}' if no dlcli process uses it.")
     with os.fdopen(fd, "w") as handle:
         handle.write(str(os.getpid()))
+    log_into(run_dir)  # the process that writes the run keeps its libraries' lines there
     try:
         yield
     finally:
@@ -92,13 +98,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, default=_jsonable))
-
-
-def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """``data`` as JSON (numpy and JAX scalars and arrays included), replaced atomically."""
+    files.write_json(path, data, default=_jsonable)
 
 
 def _jsonable(value: Any) -> Any:
@@ -126,7 +127,8 @@ def save_checkpoint(path: Path, tree: Any, meta: dict[str, Any] | None = None) -
     import orbax.checkpoint as ocp
 
     fresh, old = path.with_name(path.name + ".new"), path.with_name(path.name + ".old")
-    for leftover in (fresh, old):
+    # A kill leaves these half written; orbax would warn about (and remove) its own temporary folder.
+    for leftover in (fresh, old, *path.parent.glob(f"{fresh.name}.orbax-checkpoint-tmp*")):
         shutil.rmtree(leftover, ignore_errors=True)
     try:
         with ocp.PyTreeCheckpointer() as checkpointer:

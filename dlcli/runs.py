@@ -17,6 +17,7 @@ from dlcli.data.preprocess import Preprocessing
 from dlcli.data.tables import check_exists, file_format, peek_columns, read_npz, read_table
 from dlcli.errors import DlcliError
 from dlcli.evaluate import outputs_report
+from dlcli.files import atomic_path
 from dlcli.recipe import LoadedRecipe, Recipe, load_recipe
 from dlcli.train.step import TrainState
 
@@ -167,7 +168,11 @@ def write_predictions(table: pa.Table, out: Path | None) -> str | None:
     if not out.parent.is_dir():
         raise DlcliError(f"--out '{out}': the folder '{out.parent}' does not exist. Create it or choose another path.")
     try:
-        (csv.write_csv if suffix == ".csv" else parquet.write_table)(table, out)
+        with atomic_path(out, overwrite=False) as temporary:  # never a half-written file under the asked name
+            (csv.write_csv if suffix == ".csv" else parquet.write_table)(table, str(temporary))
+    except FileExistsError:
+        raise DlcliError(f"--out '{out}' was created by someone else while predicting; choose a new file name "
+                         "(nothing is overwritten).") from None
     except OSError as error:
         raise DlcliError(f"--out '{out}': cannot write it ({error}). Choose a writable path.") from None
     return None

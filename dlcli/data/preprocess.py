@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dlcli.errors import DlcliError, choices_text
+from dlcli.files import write_text
 
 MAX_CLASSES = 50
 
@@ -40,7 +41,7 @@ class Preprocessing:
     std: list[float] | None = None
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=1))
+        write_text(path, json.dumps(dataclasses.asdict(self), indent=1))
 
     @classmethod
     def load(cls, path: Path) -> "Preprocessing":
