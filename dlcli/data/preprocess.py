@@ -165,6 +165,7 @@ def infer_task(values: np.ndarray) -> str:
 def fit_labels(values: np.ndarray, label_map: dict[str, int] | None, classes: list[str] | None,
                where: str) -> tuple[list[str], dict[str, int]]:
     """Class names by index and the raw-label -> index map, from the training targets."""
+    check_two_classes(values, where)
     if label_map:
         indices = sorted(set(label_map.values()))
         if indices != list(range(len(indices))):
@@ -176,6 +177,18 @@ def fit_labels(values: np.ndarray, label_map: dict[str, int] | None, classes: li
     if classes is not None and all(k.isdigit() and int(k) < len(classes) for k in keys):
         return classes, {str(i): i for i in range(len(classes))}
     return keys, {k: i for i, k in enumerate(keys)}
+
+
+def check_two_classes(values: np.ndarray, where: str) -> None:
+    """A classifier learns nothing from training targets of one class: say so before training."""
+    distinct = distinct_values(values)[0]
+    if len(distinct) >= 2:
+        return
+    found = f"one class only ('{label_key(distinct[0])}')" if len(distinct) else "no labels"
+    raise DlcliError(f"{where}: the training split holds {found}; a classifier needs examples of at least two "
+                     "classes. Check that data.target names the column to predict and that data.limit, data.missing "
+                     "or the splits did not leave rows of a single class; to predict the value itself, set "
+                     "task = \"regression\".")
 
 
 def is_number(text: str) -> bool:
