@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from dlcli.assemble import Assembled, Predictor, assemble
-from dlcli.checkpoint import load_checkpoint
+from dlcli.checkpoint import checkpoint_path, load_checkpoint
 from dlcli.data import load_data
 from dlcli.data.preprocess import Preprocessing
 from dlcli.data.tables import check_exists, file_format, peek_columns, read_npz, read_table
@@ -37,14 +37,18 @@ class Run:
 
 def open_run(path: Path) -> Run:
     """Rebuild a run's model from its recipe.toml and load its best weights."""
-    for name in ("recipe.toml", "preprocessing.json"):
-        if not (path / name).is_file():
-            raise DlcliError(f"'{path}' is not a dlcli run directory: {name} is missing. Pass the folder that "
-                             "`dlcli train` printed (runs/<recipe>/<timestamp>).")
+    if not (path / "recipe.toml").is_file():
+        raise DlcliError(f"'{path}' is not a dlcli run directory: recipe.toml is missing. Pass the folder that "
+                         "`dlcli train` printed (runs/<recipe>/<timestamp>).")
+    best = path / "checkpoints" / "best"
+    if not (path / "preprocessing.json").is_file() or not checkpoint_path(best).is_dir():
+        missing = "preprocessing.json" if not (path / "preprocessing.json").is_file() else "checkpoints/best"
+        raise DlcliError(f"'{path}' has no trained weights: training stopped before its first checkpoint "
+                         f"({missing} is missing). Train the recipe again: dlcli train {path / 'recipe.toml'}.")
     loaded = load_recipe(str(path / "recipe.toml"))
     pre = Preprocessing.load(path / "preprocessing.json")
     built = assemble(loaded.recipe, pre)
-    params, rest = load_checkpoint_params(path / "checkpoints" / "best", built, loaded.recipe)
+    params, rest = load_checkpoint_params(best, built, loaded.recipe)
     return Run(path, loaded, pre, built, params, rest)
 
 

@@ -1,0 +1,138 @@
+"""Killed with SIGKILL at any moment, a run resumes to the bit-identical end, and only dlcli speaks.
+
+Each example starts a real ``dlcli train --json`` process that checkpoints
+after almost every chunk, kills it at a random moment of its life (start-up
+included), then checks what a user would do next on whatever was left:
+``evaluate`` works or says in one line that no weights were saved yet, and
+``train --resume`` ends exactly where the uninterrupted run ended. The
+default suite kills ``FEW`` processes; ``-m slow`` kills ``MANY``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_only_dlcli_output
+
+FEW, MANY = 2, 30
+
+RECIPE = """
+name = "kill-test"
+seed = 5
+[data]
+source = "moons"
+options = { samples = 600 }
+validation_split = 0.2
+[model]
+kind = "mlp"
+hidden = [32, 32]
+dropout = 0.2
+[train]
+epochs = 4
+batch_size = 16
+chunks_per_epoch = 3
+checkpoint_seconds = 0.001
+early_stopping = { monitor = "val_loss", patience = 20 }
+"""
+ENV = {**os.environ, "NO_COLOR": "1"}
+
+
+def dlcli(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dlcli", *map(str, args)], capture_output=True, text=True,
+                          env=ENV, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess) -> None:
+    assert result.stdout == "" and result.stderr.startswith("error: "), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+def stored_arrays(checkpoint: Path) -> dict[str, np.ndarray]:
+    import orbax.checkpoint as ocp
+
+    with ocp.PyTreeCheckpointer() as checkpointer:
+        return checkpointer.restore(checkpoint.resolve())
+
+
+def metrics_without_timing(run_dir: Path) -> list[dict]:
+    from dlcli.files import read_jsonl
+
+    return [{k: v for k, v in r.items() if k not in ("time_s", "samples_per_s")}
+            for r in read_jsonl(run_dir / "metrics.jsonl")]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    """The uninterrupted run: its files and how long its process lived."""
+    folder = tmp_path_factory.mktemp("reference")
+    recipe = folder / "kill-test.toml"
+    recipe.write_text(RECIPE)
+    started = time.perf_counter()
+    result = dlcli("train", recipe, "--json", "--out", folder / "runs")
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    assert_only_dlcli_output(result.stdout, result.stderr)
+    summary = json.loads(result.stdout)
+    return {"recipe": recipe, "seconds": seconds, "summary": summary, "run_dir": Path(summary["run_dir"])}
+
+
+def kill_at_random(reference: dict, root: Path, seed: int) -> None:
+    """Kill a training process at a random moment, then check evaluate and --resume on what it left."""
+    moment = random.Random(seed).uniform(0.0, reference["seconds"])
+    out = root / f"kill-{seed}"
+    process = subprocess.Popen([sys.executable, "-m", "dlcli", "train", str(reference["recipe"]), "--json", "--out",
+                                str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    time.sleep(moment)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    runs = list((out / "kill-test").glob("*")) if (out / "kill-test").is_dir() else []
+    if not runs:
+        return  # killed before the run directory existed: nothing was left to read
+    run_dir, = runs
+
+    evaluated = dlcli("evaluate", run_dir, "--json")
+    if evaluated.returncode == 2:  # no weights saved yet
+        assert_one_line_error(evaluated)
+    else:
+        assert evaluated.returncode == 0, f"killed at {moment:.2f}s: {evaluated.stderr}"
+        assert_only_dlcli_output(evaluated.stdout, evaluated.stderr)
+    resumed = dlcli("train", "--resume", run_dir, "--json")
+    if resumed.returncode == 2:
+        assert_one_line_error(resumed)
+        if "already ended (completed)" not in resumed.stderr:  # killed before the first checkpoint
+            assert evaluated.returncode == 2 and "resumable checkpoint" in resumed.stderr, resumed.stderr
+            return
+    else:
+        assert resumed.returncode == 0, f"killed at {moment:.2f}s: {resumed.stderr}"
+        assert_only_dlcli_output(resumed.stdout, resumed.stderr)
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["final"] == reference["summary"]["final"], f"killed at {moment:.2f}s"
+    assert metrics_without_timing(run_dir) == metrics_without_timing(reference["run_dir"])
+    for name in ("best", "last"):
+        ours, theirs = (stored_arrays(folder / "checkpoints" / name) for folder in (run_dir, reference["run_dir"]))
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            np.testing.assert_array_equal(ours[key], theirs[key], err_msg=f"{name}/{key}, killed at {moment:.2f}s")
+    assert not list(run_dir.rglob(".*.tmp")), "a temporary file survived the resume"
+
+
+@pytest.mark.parametrize("seed", range(FEW))
+def test_a_kill_at_any_moment_resumes_bit_identical(reference, tmp_path, seed):
+    kill_at_random(reference, tmp_path, seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(FEW, FEW + MANY))
+def test_many_kills_at_random_moments(reference, tmp_path, seed):
+    kill_at_random(reference, tmp_path, seed)
