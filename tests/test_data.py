@@ -175,3 +175,19 @@ def test_training_targets_of_one_class_name_the_target_and_the_way_out(tmp_path)
     with pytest.raises(DlcliError, match=r"data.target 'label': the training split holds one class only \('1'\).*"
                                          r"task = \"regression\""):
         load_data(DataConfig(source="csv", path=str(path), target="label"), 0, Path)
+
+
+def test_constant_empty_and_categorical_columns_train_to_a_finite_loss(tmp_path):
+    """Columns that carry little (constant, empty, filled) still make a run that learns from the rest."""
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=60)
+    lines = [f"{s:.3f},7,,{'yes' if s > 0 else 'no'},{rng.choice(['a', 'b', ''])},{int(s > 0)}" for s in signal]
+    (tmp_path / "awkward.csv").write_text("signal,constant,empty,flag,colour,label\n" + "\n".join(lines) + "\n")
+    (tmp_path / "awkward.toml").write_text(
+        'name = "awkward"\n[data]\nsource = "csv"\npath = "awkward.csv"\ntarget = "label"\nstandardize = true\n'
+        'missing = "mean"\none_hot = ["flag", "colour"]\n[model]\nkind = "mlp"\nhidden = [8]\n'
+        '[optimizer]\nlearning_rate = 0.05\n[train]\nepochs = 15\nbatch_size = 16\n')
+    result = train_recipe(str(tmp_path / "awkward.toml"), tmp_path / "runs")
+    assert all(np.isfinite(r["loss"]) for r in result.history)
+    assert result.history[-1]["loss"] < 0.7 * result.history[0]["loss"]
+    assert result.summary["final"]["accuracy"] >= 0.75

@@ -17,6 +17,7 @@ from dlcli.data.preprocess import (
     fit_labels,
     infer_task,
     missing_rows,
+    numeric_column,
 )
 from dlcli.data.tables import FILE_FORMATS, check_exists, file_format, read_npz, read_table, require_columns
 from dlcli.errors import DlcliError, choices_text, did_you_mean
@@ -110,8 +111,10 @@ def split_indices(n: int, seed: int, fractions: dict[str, float]) -> dict[str, n
         out[name], start = order[start:start + count], start + count
     out["train"] = order[start:]
     if len(out["train"]) == 0:
-        raise DlcliError(f"data: with {n} examples, validation_split and test_split leave no training examples. "
-                         "Lower them.")
+        keys = {"test": "data.test_split", "val": "data.validation_split"}
+        taken = " and ".join(f"{keys[name]} = {fraction:g}" for name, fraction in fractions.items())
+        raise DlcliError(f"data: with {n} examples, {taken} leave no training examples. Lower "
+                         f"{'them' if len(fractions) > 1 else 'it'}, or give more data.")
     return out
 
 
@@ -167,7 +170,7 @@ def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw
         reduce = np.nanmean if config.missing == "mean" else np.nanmedian
         for name in features:
             if name not in pre.one_hot:
-                values = train.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+                values = numeric_column(train.column(name), name, "training split")  # text: says use one_hot
                 pre.impute[name] = float(reduce(values)) if np.isfinite(values).any() else 0.0
     pre.feature_names = _feature_names(pre)
     x_train = pre.table_features(train, "training split")
