@@ -37,7 +37,7 @@ class Run:
 
 def open_run(path: Path) -> Run:
     """Rebuild a run's model from its recipe.toml and load its best weights."""
-    if not (path / "recipe.toml").is_file():
+    if not written_by_train(path / "recipe.toml"):
         raise DlcliError(f"'{path}' is not a dlcli run directory: recipe.toml is missing. Pass the folder that "
                          "`dlcli train` printed (runs/<recipe>/<timestamp>).")
     best = path / "checkpoints" / "best"
@@ -50,6 +50,11 @@ def open_run(path: Path) -> Run:
     built = assemble(loaded.recipe, pre)
     params, rest = load_checkpoint_params(best, built, loaded.recipe)
     return Run(path, loaded, pre, built, params, rest)
+
+
+def written_by_train(recipe: Path) -> bool:
+    """Whether ``recipe`` is the resolved recipe training saves first (not a recipe the user keeps there)."""
+    return recipe.is_file() and recipe.read_text(errors="replace").startswith("# resolved from")
 
 
 def load_checkpoint_params(path: Path, built: Assembled, recipe: Recipe) -> tuple[Any, Any]:

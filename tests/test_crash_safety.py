@@ -24,7 +24,7 @@ import pytest
 
 from conftest import assert_only_dlcli_output
 
-FEW, MANY = 2, 30
+FEW, MANY = 1, 30
 
 RECIPE = """
 name = "kill-test"
@@ -136,3 +136,26 @@ def test_a_kill_at_any_moment_resumes_bit_identical(reference, tmp_path, seed):
 @pytest.mark.parametrize("seed", range(FEW, FEW + MANY))
 def test_many_kills_at_random_moments(reference, tmp_path, seed):
     kill_at_random(reference, tmp_path, seed)
+
+
+def test_a_kill_before_the_first_checkpoint_leaves_one_line_answers(reference, tmp_path):
+    """Killed while training, before any checkpoint: evaluate and --resume each say so in one line."""
+    out = tmp_path / "runs"
+    process = subprocess.Popen([sys.executable, "-m", "dlcli", "train", str(reference["recipe"]), "--out", str(out),
+                                "--set", "train.checkpoint_seconds=600", "--set", "train.epochs=100000"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        deadline = time.time() + 120
+        while not list(out.glob("kill-test/*/.lock")) and time.time() < deadline:  # training has begun
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    run_dir, = (out / "kill-test").iterdir()
+    assert not (run_dir / "checkpoints").exists()
+    evaluated = dlcli("evaluate", run_dir)
+    assert_one_line_error(evaluated)
+    assert "stopped before its first checkpoint" in evaluated.stderr
+    resumed = dlcli("train", "--resume", run_dir)
+    assert_one_line_error(resumed)
+    assert "stopped before its first checkpoint" in resumed.stderr and "Start a new run" in resumed.stderr
