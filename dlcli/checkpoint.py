@@ -68,12 +68,15 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir/.lock`` while training writes there, so a second ``--resume`` cannot interleave.
 
     From then on, what libraries log goes to the run's ``libraries.log``
-    (see :mod:`dlcli.quiet`). A lock left by a process that no longer exists (killed with SIGKILL) is taken over.
+    (see :mod:`dlcli.quiet`). A lock left by a process that no longer exists
+    (killed with SIGKILL) is taken over. The lock appears with its owner's
+    process id already in it, so a kill can never leave an empty one.
     """
     lock = run_dir / ".lock"
     for _ in range(2):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            with files.atomic_path(lock, overwrite=False) as temporary:
+                temporary.write_text(str(os.getpid()))
             break
         except FileExistsError:
             try:
@@ -88,8 +91,6 @@ def run_lock(run_dir: Path) -> Iterator[None]:
                              "stop it (Ctrl-C saves a checkpoint) before resuming.") from None
     else:
         raise DlcliError(f"Cannot lock '{run_dir}' for training; remove '{lock}' if no dlcli process uses it.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(str(os.getpid()))
     log_into(run_dir)  # the process that writes the run keeps its libraries' lines there
     try:
         yield
