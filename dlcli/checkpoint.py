@@ -80,7 +80,9 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             break
         except FileExistsError:
             try:
-                owner = int(lock.read_text() or "0")
+                owner = int(lock.read_text())
+                if owner <= 0:  # 0 would signal our own process group and always look alive
+                    raise ValueError(owner)
                 os.kill(owner, 0)
             except (ValueError, ProcessLookupError, FileNotFoundError):
                 lock.unlink(missing_ok=True)  # stale
