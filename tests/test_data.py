@@ -191,3 +191,11 @@ def test_constant_empty_and_categorical_columns_train_to_a_finite_loss(tmp_path)
     assert all(np.isfinite(r["loss"]) for r in result.history)
     assert result.history[-1]["loss"] < 0.7 * result.history[0]["loss"]
     assert result.summary["final"]["accuracy"] >= 0.75
+
+
+def test_numbers_with_a_decimal_comma_are_named_with_the_fix(tmp_path):
+    path = tmp_path / "european.csv"
+    path.write_text("a;b;label\n" + "".join(f"{i},5;{i};{i % 2}\n" for i in range(6)))
+    with pytest.raises(DlcliError, match=r"column 'a' holds numbers written with a decimal comma \(like '\d,5'\).*"
+                                         r"decimal points"):
+        load_data(DataConfig(source="csv", path=str(path), target="label"), 0, Path)

@@ -128,9 +128,21 @@ def numeric_column(column: pa.ChunkedArray, name: str, where: str) -> np.ndarray
     if pa.types.is_null(column.type):  # a CSV column with no values at all: missing, not text
         return np.full(len(column), np.nan, np.float32)
     if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)):
+        if decimal_commas(column):
+            raise DlcliError(f"{where}: column '{name}' holds numbers written with a decimal comma (like "
+                             f"'{decimal_commas(column)}'), which are read as text. Save the file with decimal points "
+                             "(1.5, not 1,5).")
         raise DlcliError(f"{where}: column '{name}' holds {column.type} values, not numbers. List it in "
                          f"data.one_hot to encode its categories, or leave it out of data.features.")
     return column.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float32)
+
+
+def decimal_commas(column: pa.ChunkedArray) -> str | None:
+    """A value of a text column if its first values all read as numbers with a decimal comma, else None."""
+    sample = [str(v) for v in column.drop_null().slice(0, 20).to_pylist()]
+    if sample and all(is_number(v.replace(",", ".", 1)) for v in sample) and any("," in v for v in sample):
+        return next(v for v in sample if "," in v)
+    return None
 
 
 def check_finite(values: np.ndarray, name: str, where: str) -> None:
