@@ -94,6 +94,7 @@ class NativeStdout:
 
 
 _log: LibraryLog | None = None
+_handler: logging.Handler | None = None
 _native: NativeStdout | None = None
 
 
@@ -107,10 +108,9 @@ def capture_native_stdout() -> None:
 
 def route(verbose: bool) -> None:
     """Send library output to the run's log file (or, ``verbose``, to stderr). Call before jax is imported."""
-    global _log
+    global _log, _handler
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "dlcli_route", False)]:
-        root.removeHandler(handler)
+    root.removeHandler(_handler)  # routed again (a second command in one process): replace, never stack
     if verbose:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
@@ -120,7 +120,7 @@ def route(verbose: bool) -> None:
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # XLA's C++ logging: errors only
         handler = _log = LibraryLog()
-    handler.dlcli_route = True
+    _handler = handler
     root.addHandler(handler)
     logging.captureWarnings(True)  # warnings.warn(...) becomes a record of the py.warnings logger
 

@@ -38,8 +38,8 @@ class Run:
 def open_run(path: Path) -> Run:
     """Rebuild a run's model from its recipe.toml and load its best weights."""
     if not written_by_train(path / "recipe.toml"):
-        raise DlcliError(f"'{path}' is not a dlcli run directory: recipe.toml is missing. Pass the folder that "
-                         "`dlcli train` printed (runs/<recipe>/<timestamp>).")
+        raise DlcliError(f"'{path}' is not a dlcli run directory: it has no recipe.toml written by `dlcli train`. "
+                         "Pass the folder that `dlcli train` printed (runs/<recipe>/<timestamp>).")
     best = path / "checkpoints" / "best"
     if not (path / "preprocessing.json").is_file() or not checkpoint_path(best).is_dir():
         missing = "preprocessing.json" if not (path / "preprocessing.json").is_file() else "checkpoints/best"
