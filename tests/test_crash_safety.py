@@ -1,8 +1,8 @@
 """Killed with SIGKILL at any moment, a run resumes to the bit-identical end, and only dlcli speaks.
 
 Each example starts a real ``dlcli train --json`` process that checkpoints
-after almost every chunk, kills it at a random moment of its life (start-up
-included), then checks what a user would do next on whatever was left:
+after almost every chunk, kills it at a random moment once its run
+directory exists (from its first file to a little past its last), then checks what a user would do next on whatever was left:
 ``evaluate`` works or says in one line that no weights were saved yet, and
 ``train --resume`` ends exactly where the uninterrupted run ended. The
 default suite kills ``FEW`` processes; ``-m slow`` kills ``MANY``.
@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ import pytest
 from conftest import assert_only_dlcli_output
 
 FEW, MANY = 1, 30
+OUTCOMES: Counter = Counter()
 
 RECIPE = """
 name = "kill-test"
@@ -71,34 +73,44 @@ def metrics_without_timing(run_dir: Path) -> list[dict]:
             for r in read_jsonl(run_dir / "metrics.jsonl")]
 
 
+def start_training(recipe: Path, out: Path, *settings: str) -> subprocess.Popen:
+    """A ``dlcli train --json`` process, once it has created its run directory."""
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "dlcli", "train", str(recipe), "--json", "--out", str(out)]
+    for setting in settings:
+        command += ["--set", setting]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    while not list(out.glob("kill-test/*")) and process.poll() is None and time.perf_counter() - started < 120:
+        time.sleep(0.01)
+    return process
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict:
-    """The uninterrupted run: its files and how long its process lived."""
+    """The uninterrupted run: its files, and how long it trains once its run directory exists."""
     folder = tmp_path_factory.mktemp("reference")
     recipe = folder / "kill-test.toml"
     recipe.write_text(RECIPE)
-    started = time.perf_counter()
-    result = dlcli("train", recipe, "--json", "--out", folder / "runs")
-    seconds = time.perf_counter() - started
-    assert result.returncode == 0, result.stderr
-    assert_only_dlcli_output(result.stdout, result.stderr)
-    summary = json.loads(result.stdout)
-    return {"recipe": recipe, "seconds": seconds, "summary": summary, "run_dir": Path(summary["run_dir"])}
+    process = start_training(recipe, folder / "runs")
+    appeared = time.perf_counter()
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert_only_dlcli_output(stdout, stderr)
+    summary = json.loads(stdout)
+    seconds = time.perf_counter() - appeared
+    yield {"recipe": recipe, "seconds": seconds, "summary": summary, "run_dir": Path(summary["run_dir"])}
+    print(f"\nkills: {dict(OUTCOMES)}; the run trains for {seconds:.1f} s once its directory exists")
 
 
 def kill_at_random(reference: dict, root: Path, seed: int) -> None:
-    """Kill a training process at a random moment, then check evaluate and --resume on what it left."""
-    moment = random.Random(seed).uniform(0.0, reference["seconds"])
+    """Kill a training process at a random moment of its run, then check evaluate and --resume on what it left."""
     out = root / f"kill-{seed}"
-    process = subprocess.Popen([sys.executable, "-m", "dlcli", "train", str(reference["recipe"]), "--json", "--out",
-                                str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    process = start_training(reference["recipe"], out)
+    moment = random.Random(seed).uniform(0.0, reference["seconds"] * 1.1)  # a few land after the end
     time.sleep(moment)
     process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
-    runs = list((out / "kill-test").glob("*")) if (out / "kill-test").is_dir() else []
-    if not runs:
-        return  # killed before the run directory existed: nothing was left to read
-    run_dir, = runs
+    process.communicate(timeout=60)
+    run_dir, = (out / "kill-test").iterdir()
 
     evaluated = dlcli("evaluate", run_dir, "--json")
     if evaluated.returncode == 2:  # no weights saved yet
@@ -111,8 +123,11 @@ def kill_at_random(reference: dict, root: Path, seed: int) -> None:
         assert_one_line_error(resumed)
         if "already ended (completed)" not in resumed.stderr:  # killed before the first checkpoint
             assert evaluated.returncode == 2 and "resumable checkpoint" in resumed.stderr, resumed.stderr
+            OUTCOMES["before the first checkpoint"] += 1
             return
+        OUTCOMES["after the run ended"] += 1
     else:
+        OUTCOMES["resumed"] += 1
         assert resumed.returncode == 0, f"killed at {moment:.2f}s: {resumed.stderr}"
         assert_only_dlcli_output(resumed.stdout, resumed.stderr)
 
@@ -141,16 +156,14 @@ def test_many_kills_at_random_moments(reference, tmp_path, seed):
 def test_a_kill_before_the_first_checkpoint_leaves_one_line_answers(reference, tmp_path):
     """Killed while training, before any checkpoint: evaluate and --resume each say so in one line."""
     out = tmp_path / "runs"
-    process = subprocess.Popen([sys.executable, "-m", "dlcli", "train", str(reference["recipe"]), "--out", str(out),
-                                "--set", "train.checkpoint_seconds=600", "--set", "train.epochs=100000"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    process = start_training(reference["recipe"], out, "train.checkpoint_seconds=600", "train.epochs=100000")
     try:
         deadline = time.time() + 120
         while not list(out.glob("kill-test/*/.lock")) and time.time() < deadline:  # training has begun
             time.sleep(0.02)
     finally:
         process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
+        process.communicate(timeout=60)
     run_dir, = (out / "kill-test").iterdir()
     assert not (run_dir / "checkpoints").exists()
     evaluated = dlcli("evaluate", run_dir)
