@@ -101,9 +101,10 @@ _native: NativeStdout | None = None
 def capture_native_stdout() -> None:
     """Keep native libraries off stdout for the rest of the process (the ``dlcli`` program calls this first)."""
     global _native
-    if _native is None:
-        _native = NativeStdout()
-        atexit.register(_drain)
+    if _native is not None or sys.stdout is None:  # None: the caller closed stdout, there is nothing to keep clean
+        return
+    _native = NativeStdout()
+    atexit.register(_drain)
 
 
 def route(verbose: bool) -> None:
