@@ -133,20 +133,7 @@ def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw
     if target is None:
         raise DlcliError("data.target is not set: name the column to predict, e.g. target = \"label\".")
     require_columns("data", table.column_names, [target])
-    features = config.features or [c for c in table.column_names if c != target and c != "name"]
-    if not features:
-        raise DlcliError(f"data.path '{config.path}': the file has no column to learn from, only the target "
-                         f"'{target}'. Add the input columns to the file. If it does have more columns, their "
-                         "separator was not recognised: set data.delimiter to it (e.g. delimiter = \";\").")
-    require_columns("data", table.column_names, features)
-    if target in features:
-        raise DlcliError(f"data.features includes the target column '{target}': the model would be given the answer. "
-                         "Remove it from data.features.")
-    for key in ("one_hot", "offsets", "scales"):
-        unknown = [c for c in getattr(config, key) if c not in features]
-        if unknown:
-            raise DlcliError(f"data.{key} names column(s) {', '.join(map(repr, unknown))} that are not features. "
-                             f"Features: {choices_text(features)}.")
+    features = _feature_columns(config, table.column_names, target)
     tables = {"all": table, **{name: r.table for name, r in extra.items()}}
     for name, part in tables.items():
         if part is None:
@@ -182,6 +169,25 @@ def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw
                      pre.encode_target(part.column(target).to_numpy(zero_copy_only=False), f"{name} split"))
               for name, part in parts.items() if part.num_rows}
     return Prepared(splits=splits, preprocessing=pre)
+
+
+def _feature_columns(config: DataConfig, columns: list[str], target: str) -> list[str]:
+    """The input columns: data.features, or every column but the target (and a ``name`` column)."""
+    features = config.features or [c for c in columns if c != target and c != "name"]
+    if not features:
+        raise DlcliError(f"data.path '{config.path}': the file has no column to learn from, only the target "
+                         f"'{target}'. Add the input columns to the file. If it does have more columns, their "
+                         "separator was not recognised: set data.delimiter to it (e.g. delimiter = \";\").")
+    require_columns("data", columns, features)
+    if target in features:
+        raise DlcliError(f"data.features includes the target column '{target}': the model would be given the answer. "
+                         "Remove it from data.features.")
+    for key in ("one_hot", "offsets", "scales"):
+        unknown = [c for c in getattr(config, key) if c not in features]
+        if unknown:
+            raise DlcliError(f"data.{key} names column(s) {', '.join(map(repr, unknown))} that are not features. "
+                             f"Features: {choices_text(features)}.")
+    return features
 
 
 def _feature_names(pre: Preprocessing) -> list[str]:
