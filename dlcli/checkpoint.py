@@ -3,7 +3,8 @@
 A checkpoint stores the training state's leaves; restoring needs a state of
 the same structure, which the run's saved recipe rebuilds. A new checkpoint
 is written beside the old one and swapped in by renames, so an interruption
-at any moment leaves the last good checkpoint readable.
+at any moment leaves the last good checkpoint readable. The run's other
+files are replaced whole (see :mod:`dlcli.files`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from dlcli import strict_json
+from dlcli import files, strict_json
 from dlcli.errors import DlcliError
+from dlcli.files import write_text  # noqa: F401  (the run's text files are written through here too)
+from dlcli.quiet import log_into
 
 
 def ensure_writable(folder: Path, needed_bytes: int = 0, what: str = "run output") -> None:
@@ -64,16 +67,22 @@ def create_run_dir(out: Path, name: str) -> Path:
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir/.lock`` while training writes there, so a second ``--resume`` cannot interleave.
 
-    A lock left by a process that no longer exists (killed with SIGKILL) is taken over.
+    From then on, what libraries log goes to the run's ``libraries.log``
+    (see :mod:`dlcli.quiet`). A lock left by a process that no longer exists
+    (killed with SIGKILL) is taken over. The lock appears with its owner's
+    process id already in it, so a kill can never leave an empty one.
     """
     lock = run_dir / ".lock"
     for _ in range(2):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            with files.atomic_path(lock, overwrite=False) as temporary:
+                temporary.write_text(str(os.getpid()))
             break
         except FileExistsError:
             try:
-                owner = int(lock.read_text() or "0")
+                owner = int(lock.read_text())
+                if owner <= 0:  # 0 would signal our own process group and always look alive
+                    raise ValueError(owner)
                 os.kill(owner, 0)
             except (ValueError, ProcessLookupError, FileNotFoundError):
                 lock.unlink(missing_ok=True)  # stale
@@ -84,8 +93,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
                              "stop it (Ctrl-C saves a checkpoint) before resuming.") from None
     else:
         raise DlcliError(f"Cannot lock '{run_dir}' for training; remove '{lock}' if no dlcli process uses it.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(str(os.getpid()))
+    log_into(run_dir)  # the process that writes the run keeps its libraries' lines there
     try:
         yield
     finally:
@@ -93,18 +101,13 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    write_text(path, json_text(data))
+    """``data`` as strict JSON (numpy and JAX scalars and arrays included), replaced atomically."""
+    files.write_text(path, json_text(data))
 
 
 def json_text(data: Any) -> str:
     """Strict JSON (what ``jq`` reads): a NaN or infinite number, such as a diverged loss, becomes null."""
     return strict_json.json_text(data, default=_jsonable)
-
-
-def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _jsonable(value: Any) -> Any:
@@ -132,7 +135,8 @@ def save_checkpoint(path: Path, tree: Any, meta: dict[str, Any] | None = None) -
     import orbax.checkpoint as ocp
 
     fresh, old = path.with_name(path.name + ".new"), path.with_name(path.name + ".old")
-    for leftover in (fresh, old):
+    # A kill leaves these half written; orbax would warn about (and remove) its own temporary folder.
+    for leftover in (fresh, old, *path.parent.glob(f"{fresh.name}.orbax-checkpoint-tmp*")):
         shutil.rmtree(leftover, ignore_errors=True)
     try:
         with ocp.PyTreeCheckpointer() as checkpointer:

@@ -29,6 +29,18 @@ SetOption = Annotated[list[str], typer.Option("--set", help="Override a recipe k
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON result on stdout; logs go to stderr.")]
 
 
+@app.callback()
+def options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show on stderr what the libraries underneath "
+                                          "(jax, orbax, absl, Gloo) log; by default it goes to libraries.log in "
+                                          "the run directory.")] = False,
+) -> None:
+    """Train, evaluate and compare neural networks from declarative TOML recipes."""
+    from dlcli.quiet import route
+
+    route(verbose)
+
+
 def user_errors(command):
     """Turn a DlcliError into its message on stderr and exit code 2."""
 
@@ -322,4 +334,7 @@ def runs_compare(
 
 
 def main() -> None:
+    from dlcli.quiet import capture_native_stdout
+
+    capture_native_stdout()  # before any library loads: stdout is dlcli's alone
     app()

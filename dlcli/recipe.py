@@ -45,6 +45,8 @@ class DataConfig(Section):
     target: str | None = None
     features: list[str] | None = Field(None, min_length=1)
     column_names: list[str] | None = None
+    # The CSV field separator; by default the header line decides (a comma, else ; tab or |).
+    delimiter: str | None = Field(None, min_length=1, max_length=1)
     validation_split: float = Field(0.2, ge=0.0, lt=1.0)
     test_split: float = Field(0.0, ge=0.0, lt=1.0)
     val_path: str | None = None

@@ -11,13 +11,14 @@ import numpy as np
 import pyarrow as pa
 
 from dlcli.assemble import Assembled, Predictor, assemble
-from dlcli.checkpoint import load_checkpoint
+from dlcli.checkpoint import checkpoint_path, load_checkpoint
 from dlcli.data import load_data
 from dlcli.data.preprocess import Preprocessing
 from dlcli.data.tables import check_exists, file_format, peek_columns, read_npz, read_table
 from dlcli.errors import DlcliError
 from dlcli.evaluate import outputs_report
 from dlcli.engine.compilation import configure as configure_compilation
+from dlcli.files import atomic_path
 from dlcli.recipe import LoadedRecipe, Recipe, load_recipe
 from dlcli.tasks import task_named
 from dlcli.train.step import TrainState
@@ -38,16 +39,25 @@ class Run:
 
 def open_run(path: Path) -> Run:
     """Rebuild a run's model from its recipe.toml and load its best weights."""
-    for name in ("recipe.toml", "preprocessing.json"):
-        if not (path / name).is_file():
-            raise DlcliError(f"'{path}' is not a dlcli run directory: {name} is missing. Pass the folder that "
-                             "`dlcli train` printed (runs/<recipe>/<timestamp>).")
+    if not written_by_train(path / "recipe.toml"):
+        raise DlcliError(f"'{path}' is not a dlcli run directory: it has no recipe.toml written by `dlcli train`. "
+                         "Pass the folder that `dlcli train` printed (runs/<recipe>/<timestamp>).")
+    best = path / "checkpoints" / "best"
+    if not (path / "preprocessing.json").is_file() or not checkpoint_path(best).is_dir():
+        missing = "preprocessing.json" if not (path / "preprocessing.json").is_file() else "checkpoints/best"
+        raise DlcliError(f"'{path}' has no trained weights: training stopped before its first checkpoint "
+                         f"({missing} is missing). Train the recipe again: dlcli train {path / 'recipe.toml'}.")
     loaded = load_recipe(str(path / "recipe.toml"))
     pre = Preprocessing.load(path / "preprocessing.json")
     configure_compilation()
     built = assemble(loaded.recipe, pre, abstract=True)  # shapes only: the weights come from the checkpoint
-    params, rest = load_checkpoint_params(path / "checkpoints" / "best", built, loaded.recipe)
+    params, rest = load_checkpoint_params(best, built, loaded.recipe)
     return Run(path, loaded, pre, built, params, rest)
+
+
+def written_by_train(recipe: Path) -> bool:
+    """Whether ``recipe`` is the resolved recipe training saves first (not a recipe the user keeps there)."""
+    return recipe.is_file() and recipe.read_text(errors="replace").startswith("# resolved from")
 
 
 def load_checkpoint_params(path: Path, built: Assembled, recipe: Recipe) -> tuple[Any, Any]:
@@ -174,7 +184,11 @@ def write_predictions(table: pa.Table, out: Path | None) -> str | None:
     if not out.parent.is_dir():
         raise DlcliError(f"--out '{out}': the folder '{out.parent}' does not exist. Create it or choose another path.")
     try:
-        (csv.write_csv if suffix == ".csv" else parquet.write_table)(table, out)
+        with atomic_path(out, overwrite=False) as temporary:  # never a half-written file under the asked name
+            (csv.write_csv if suffix == ".csv" else parquet.write_table)(table, str(temporary))
+    except FileExistsError:
+        raise DlcliError(f"--out '{out}' was created by someone else while predicting; choose a new file name "
+                         "(nothing is overwritten).") from None
     except OSError as error:
         raise DlcliError(f"--out '{out}': cannot write it ({error}). Choose a writable path.") from None
     return None

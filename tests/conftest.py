@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import tempfile
 import tomllib
 from pathlib import Path
@@ -106,3 +108,21 @@ learning_rate = 0.01
 epochs = 8
 batch_size = 32
 """
+
+
+DLCLI_LINES = re.compile("|".join([
+    r"training \S+: \d+ examples, \d+ steps/epoch, up to \d+ epochs -> .+",
+    r"epoch \d+/\d+  .+",
+    r"resuming .+ at epoch \d+.*",
+    r"early stopping: .+",
+    r"interrupted by SIG\w+ at .+",
+    r"predictions written to .+",
+    r"error: .+",
+]))
+
+
+def assert_only_dlcli_output(stdout: str, stderr: str) -> None:
+    """stdout is exactly one JSON document and every stderr line is one dlcli writes (no library's)."""
+    json.loads(stdout)  # raises on anything before or after the document
+    strangers = [line for line in stderr.splitlines() if not DLCLI_LINES.fullmatch(line)]
+    assert not strangers, f"lines dlcli did not write: {strangers}"

@@ -142,6 +142,8 @@ def test_predict_writes_csv_refuses_to_overwrite_and_names_missing_columns(binar
     assert invoke("predict", run, inputs, "--out", out).exit_code == 0
     rows = pacsv.read_csv(out).to_pylist()
     assert len(rows) == 2 and set(rows[0]) == {"prediction", "p_0", "p_1"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.csv", "predictions.csv"]  # no temporary left
+    assert out.stat().st_mode & 0o777 == inputs.stat().st_mode & 0o777  # permissions as any file the user writes
 
     before = out.read_bytes()
     assert_user_error(invoke("predict", run, inputs, "--out", out), str(out), "already exists")

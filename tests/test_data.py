@@ -132,3 +132,79 @@ def test_npz_whose_x_and_y_lengths_differ_is_named(tmp_path):
     recipe.write_text('name = "unequal"\n[data]\nsource = "npz"\npath = "unequal.npz"\n[model]\nkind = "mlp"\n')
     with pytest.raises(DlcliError, match=r"unequal\.npz: x has 10 examples but y has 7"):
         load_data(load_recipe(str(recipe)).recipe.data, 0, load_recipe(str(recipe)).resolve_path)
+
+
+@pytest.mark.parametrize("separator", [";", "\t", "|"])
+def test_a_csv_separated_otherwise_than_by_commas_is_read_by_its_header(tmp_path, separator):
+    path = tmp_path / "data.csv"
+    path.write_text(separator.join(["a", "b", "label"]) + "\n"
+                    + "".join(separator.join(map(str, (a, b, l))) + "\n" for l, a, b in ROWS))
+    data = load_data(DataConfig(source="csv", path=str(path), target="label", validation_split=0.0), 0, Path)
+    assert data.preprocessing.input_columns == ["a", "b"]
+    np.testing.assert_array_equal(sorted(data.splits["train"][0][:, 1]), sorted(b for _, _, b in ROWS))
+
+
+def test_data_delimiter_overrides_the_guess_and_applies_to_csv_only(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("a:b;c:label\n" + "".join(f"{a}:{b}:{l}\n" for l, a, b in ROWS))  # the header suggests ;
+    data = load_data(DataConfig(source="csv", path=str(path), target="label", delimiter=":", validation_split=0.0),
+                     0, Path)
+    assert data.preprocessing.input_columns == ["a", "b;c"]
+    with pytest.raises(DlcliError, match="data.delimiter = ';' applies to CSV files.*Remove data.delimiter"):
+        load_data(DataConfig(source="moons", delimiter=";"), 0, Path)
+
+
+# -- data that leaves nothing to learn -------------------------------------------------
+
+def test_a_csv_of_the_target_alone_names_the_file_and_what_to_do(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("label\n" + "".join(f"{l}\n" for l, _, _ in ROWS))
+    with pytest.raises(DlcliError, match=r"data.path '.*labels.csv': the file has no column to learn from, only the "
+                                         r"target 'label'.*data.delimiter"):
+        load_data(DataConfig(source="csv", path=str(path), target="label"), 0, Path)
+
+
+def test_dropping_every_row_names_the_columns_that_emptied_the_table(tmp_path):
+    path = tmp_path / "holes.csv"
+    path.write_text("a,b,c,label\n" + "".join(f"{'' if i % 2 else 1},{'' if i % 2 == 0 else 2},3,{i % 2}\n"
+                                              for i in range(6)))
+    config = DataConfig(source="csv", path=str(path), target="label", missing="drop")
+    with pytest.raises(DlcliError) as raised:
+        load_data(config, 0, Path)
+    message = str(raised.value)
+    assert "dropped all 6 rows" in message and "'a' (3 rows), 'b' (3 rows)" in message and "'c'" not in message
+    assert 'data.missing = "mean"' in message and "validation_split" not in message
+    mean = load_data(config.model_copy(update={"missing": "mean", "validation_split": 0.0}), 0, Path)
+    assert len(mean.splits["train"][0]) == 6  # filling instead of dropping trains on every row
+
+
+def test_training_targets_of_one_class_name_the_target_and_the_way_out(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("a,label\n" + "".join(f"{i},1\n" for i in range(8)))
+    with pytest.raises(DlcliError, match=r"data.target 'label': the training split holds one class only \('1'\).*"
+                                         r"task = \"regression\""):
+        load_data(DataConfig(source="csv", path=str(path), target="label"), 0, Path)
+
+
+def test_constant_empty_and_categorical_columns_train_to_a_finite_loss(tmp_path):
+    """Columns that carry little (constant, empty, filled) still make a run that learns from the rest."""
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=60)
+    lines = [f"{s:.3f},7,,{'yes' if s > 0 else 'no'},{rng.choice(['a', 'b', ''])},{int(s > 0)}" for s in signal]
+    (tmp_path / "awkward.csv").write_text("signal,constant,empty,flag,colour,label\n" + "\n".join(lines) + "\n")
+    (tmp_path / "awkward.toml").write_text(
+        'name = "awkward"\n[data]\nsource = "csv"\npath = "awkward.csv"\ntarget = "label"\nstandardize = true\n'
+        'missing = "mean"\none_hot = ["flag", "colour"]\n[model]\nkind = "mlp"\nhidden = [8]\n'
+        '[optimizer]\nlearning_rate = 0.05\n[train]\nepochs = 15\nbatch_size = 16\n')
+    result = train_recipe(str(tmp_path / "awkward.toml"), tmp_path / "runs")
+    assert all(np.isfinite(r["loss"]) for r in result.history)
+    assert result.history[-1]["loss"] < 0.7 * result.history[0]["loss"]
+    assert result.summary["final"]["accuracy"] >= 0.75
+
+
+def test_numbers_with_a_decimal_comma_are_named_with_the_fix(tmp_path):
+    path = tmp_path / "european.csv"
+    path.write_text("a;b;label\n" + "".join(f"{i},5;{i};{i % 2}\n" for i in range(6)))
+    with pytest.raises(DlcliError, match=r"column 'a' holds numbers written with a decimal comma \(like '\d,5'\).*"
+                                         r"decimal points"):
+        load_data(DataConfig(source="csv", path=str(path), target="label"), 0, Path)

@@ -379,3 +379,134 @@ def test_the_base_recipes_are_sound(tmp_path: Path):
         (folder / "recipe.toml").write_text(dump_toml(base_recipe(source)))
         setup = prepare(load_recipe(str(folder / "recipe.toml")))
         assert len(setup.data.splits["train"][0]) > 0
+
+
+# -- tables that leave little or nothing to learn ------------------------------------------------------------------
+# Valid recipes over data of awkward shapes: no feature columns, constant or empty columns, one class, rows that
+# missing-value handling or the splits remove. Each must either give a training set a model can learn from, or
+# stop with a message naming the column, file or setting to change.
+SHAPED_FAST, SHAPED_MANY = 40, 1200
+FEATURE_KINDS = ["numbers", "constant", "integers", "all missing", "some missing", "text", "booleans"]
+TARGET_KINDS = ["two classes", "one class", "many classes", "real values", "constant real", "text labels",
+                "some missing", "all missing"]
+
+
+def with_holes(values: np.ndarray, rng: np.random.Generator) -> pa.Array:
+    holes = rng.random(len(values)) < 0.3
+    holes[rng.integers(len(values))] = True
+    return pa.array(values, mask=holes)
+
+
+def feature_column(kind: str, rows: int, rng: np.random.Generator) -> pa.Array:
+    if kind == "constant":
+        return pa.array(np.full(rows, 3.5))
+    if kind == "integers":
+        return pa.array(rng.integers(0, 5, rows))
+    if kind == "all missing":
+        return pa.nulls(rows, pa.float64())
+    if kind == "some missing":
+        return with_holes(rng.normal(size=rows).round(3), rng)
+    if kind == "text":
+        return pa.array(rng.choice(["red", "green", "blue"], rows))
+    if kind == "booleans":
+        return pa.array(rng.random(rows) < 0.5)
+    return pa.array(rng.normal(size=rows).round(3))
+
+
+def target_column(kind: str, rows: int, rng: np.random.Generator) -> pa.Array:
+    labels = np.arange(rows) % 2
+    if kind == "one class":
+        return pa.array(np.ones(rows, np.int64))
+    if kind == "many classes":
+        return pa.array(rng.integers(0, 5, rows))
+    if kind == "real values":
+        return pa.array(rng.normal(size=rows).round(3) + 0.5)
+    if kind == "constant real":
+        return pa.array(np.full(rows, 2.5))
+    if kind == "text labels":
+        return pa.array(np.where(labels == 1, "signal", "background"))
+    if kind == "some missing":
+        return with_holes(labels.astype(np.float64), rng)
+    if kind == "all missing":
+        return pa.nulls(rows, pa.float64())
+    return pa.array(labels)
+
+
+@dataclass
+class Shaped:
+    """A table of an awkward shape, the file format it is saved in, and the recipe's [data] settings."""
+
+    table: pa.Table
+    source: str
+    data: dict[str, Any]
+
+
+@st.composite
+def shaped_tables(draw) -> Shaped:
+    rows = draw(st.integers(1, 30))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    kinds = draw(st.lists(st.sampled_from(FEATURE_KINDS), max_size=4))
+    columns = {f"f{i}_{kind.replace(' ', '_')}": feature_column(kind, rows, rng) for i, kind in enumerate(kinds)}
+    columns["label"] = target_column(draw(st.sampled_from(TARGET_KINDS)), rows, rng)
+    data = {"missing": draw(st.sampled_from(["error", "drop", "mean", "median"])),
+            "standardize": draw(st.booleans()),
+            "validation_split": draw(st.sampled_from([0.0, 0.2, 0.5])),
+            "test_split": draw(st.sampled_from([0.0, 0.25]))}
+    text = [name for name in columns if "_text" in name]
+    if text and draw(st.booleans()):
+        data["one_hot"] = text
+    if rows > 2 and draw(st.booleans()):
+        data["limit"] = draw(st.integers(1, rows))
+    return Shaped(pa.table(columns), draw(st.sampled_from(["csv", "parquet"])), data)
+
+
+def check_shaped(case: Shaped, root: Path) -> None:
+    """Either a training set a model can learn from, or a DlcliError naming a column, the file or a setting."""
+    from dlcli.assemble import Predictor
+    from dlcli.errors import DlcliError
+    from dlcli.evaluate import outputs_report
+    from dlcli.recipe import load_recipe
+    from dlcli.train.setup import prepare
+
+    folder = root / uuid.uuid4().hex[:12]
+    folder.mkdir()
+    file = folder / f"data.{case.source}"
+    file.write_bytes(csv_text(case.table) if case.source == "csv" else parquet_bytes(case.table))
+    raw = base_recipe(case.source)
+    raw["data"].update(case.data)
+    (folder / "recipe.toml").write_text(dump_toml(raw))
+    try:
+        setup = prepare(load_recipe(str(folder / "recipe.toml")))
+    except DlcliError as error:
+        TRIED["shaped table: exit 2"] += 1
+        message = str(error)
+        names = [f"'{c}'" for c in case.table.column_names] + ["data.", "task"]
+        assert any(name in message for name in names), f"{case.data}: names no column or setting: {message}"
+        return
+    TRIED["shaped table: trains"] += 1
+    x, y = setup.data.splits["train"]
+    assert x.ndim == 2 and x.shape[0] >= 1 and x.shape[1] >= 1, f"{case.data}: training inputs {x.shape}"
+    assert np.isfinite(x).all(), f"{case.data}: non-finite training inputs"
+    if setup.built.task.kind == "classification":
+        assert len(np.unique(y)) >= 2, f"{case.data}: a classifier with one training class"
+    else:
+        assert np.isfinite(y).all()
+    predictor = Predictor(setup.built.eval_graph)
+    for split, (inputs, targets) in setup.data.splits.items():  # what every epoch's evaluation computes
+        report = outputs_report(setup.built.task, setup.built.loss_fn,
+                                predictor(setup.built.params, setup.built.rest, inputs), targets,
+                                setup.data.preprocessing.classes)
+        assert math.isfinite(report["loss"]) and report["examples"] == len(targets) >= 1, f"{split}: {report}"
+
+
+@settings(max_examples=SHAPED_FAST, **SETTINGS)
+@given(case=shaped_tables())
+def test_awkward_tables_train_or_name_what_to_change(workdir: Path, case: Shaped):
+    check_shaped(case, workdir)
+
+
+@pytest.mark.slow
+@settings(max_examples=SHAPED_MANY, **SETTINGS)
+@given(case=shaped_tables())
+def test_many_more_awkward_tables(workdir: Path, case: Shaped):
+    check_shaped(case, workdir)

@@ -1,4 +1,5 @@
-"""Two local processes joined by jax.distributed train like one process with all their devices."""
+"""Two local processes joined by jax.distributed train like one process with all their devices, and print only
+dlcli's own lines."""
 
 import json
 import os
@@ -6,6 +7,9 @@ import socket
 import subprocess
 import sys
 
+from pathlib import Path
+
+from conftest import assert_only_dlcli_output
 from test_multidevice import RECIPE
 
 
@@ -29,10 +33,12 @@ def test_two_processes_match_one_process_with_four_devices(tmp_path):
         for i in range(2)
     ]
     outputs = [worker.communicate(timeout=300) for worker in workers]
-    for worker, (_, err) in zip(workers, outputs):
+    for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err
-    # Gloo (the CPU collectives library) prints its connection lines on stdout itself.
-    distributed = json.loads(outputs[0][0][outputs[0][0].index("{"):])
+        assert_only_dlcli_output(out, err)  # Gloo's connection lines go to libraries.log, not in front of the JSON
+    distributed = json.loads(outputs[0][0])
+    run_dir = Path(distributed["run_dir"])
+    assert "[Gloo]" in (run_dir / "libraries.log").read_text()
     assert distributed["device"].endswith("x4")
     assert not (tmp_path / "runs-p1").exists()  # only the first process writes a run directory
 

@@ -150,6 +150,7 @@ def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path: Path):
             with run_lock(tmp_path):
                 pass
     assert not (tmp_path / ".lock").exists()
-    (tmp_path / ".lock").write_text("999999999")  # left by a process killed with SIGKILL
-    with run_lock(tmp_path):
-        assert (tmp_path / ".lock").read_text() == str(os.getpid())
+    for left in ("999999999", "", "0"):  # left by a process killed with SIGKILL (empty: by an older dlcli)
+        (tmp_path / ".lock").write_text(left)
+        with run_lock(tmp_path):
+            assert (tmp_path / ".lock").read_text() == str(os.getpid())

@@ -115,9 +115,11 @@ def unused_settings(loaded: LoadedRecipe) -> list[str]:
 def start_directory(out: Path, loaded: LoadedRecipe, setup) -> Path:
     """A new ``out/compare/<recipe>/<timestamp>/`` with the recipe and the preprocessing all runs share."""
     from dlcli.checkpoint import create_run_dir, write_text
+    from dlcli.quiet import log_into
     from dlcli.recipe import to_toml
 
     run_dir = create_run_dir(out / "compare", loaded.recipe.name)
+    log_into(run_dir)
     write_text(run_dir / "recipe.toml", f"# resolved from {loaded.source}; compare-activations replaces "
                                         "model.activation\n" + to_toml(loaded.recipe))
     setup.data.preprocessing.save(run_dir / "preprocessing.json")

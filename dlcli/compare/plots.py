@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from dlcli.files import read_jsonl
 from dlcli.report.plots import new_figure, save_png
 
 
@@ -21,10 +22,8 @@ def load_comparison(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[int, 
     """(summary, histories[activation][seed] = epoch records) of a comparison directory."""
     summary = json.loads((run_dir / "summary.json").read_text())
     histories: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    with (run_dir / "metrics.jsonl").open() as lines:
-        for line in lines:
-            record = json.loads(line)
-            histories[record["activation"]][record["seed"]].append(record)
+    for record in read_jsonl(run_dir / "metrics.jsonl"):
+        histories[record["activation"]][record["seed"]].append(record)
     return summary, histories
 
 

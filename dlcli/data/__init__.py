@@ -15,6 +15,7 @@ from dlcli.data.preprocess import (
     feature_statistics,
     fit_labels,
     missing_rows,
+    numeric_column,
 )
 from dlcli.data.splits import Prepared, split_fractions, split_indices
 from dlcli.data.tables import FILE_FORMATS, check_exists, file_format, read_npz, read_table, require_columns
@@ -29,6 +30,9 @@ def load_raw(config: DataConfig, seed: int, resolve: Callable[[str], Path], path
              path: str | None = None) -> Raw:
     """The data set ``config.source`` names, or the file at ``path`` (default ``config.path``)."""
     path = path if path is not None else config.path
+    if config.delimiter and config.source != "csv":
+        raise DlcliError(f"data.delimiter = '{config.delimiter}' applies to CSV files, but data.source = "
+                         f"'{config.source}'. Remove data.delimiter, or set data.source = \"csv\".")
     if config.source not in FILE_FORMATS:
         if config.source not in DATASETS:
             raise DlcliError(f"data.source = '{config.source}' is neither a bundled data set nor a file format."
@@ -57,7 +61,8 @@ def load_raw(config: DataConfig, seed: int, resolve: Callable[[str], Path], path
     columns = None
     if config.features is not None:
         columns = list(dict.fromkeys([*config.features, *([config.target] if config.target else [])]))
-    table = read_table(file, fmt, column_names=config.column_names, columns=columns, limit=config.limit)
+    table = read_table(file, fmt, column_names=config.column_names, columns=columns, limit=config.limit,
+                       delimiter=config.delimiter)
     return Raw(table=table, target=config.target)
 
 
@@ -88,21 +93,13 @@ def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw
     if target is None:
         raise DlcliError("data.target is not set: name the column to predict, e.g. target = \"label\".")
     require_columns("data", table.column_names, [target])
-    features = config.features or [c for c in table.column_names if c != target and c != "name"]
-    require_columns("data", table.column_names, features)
-    if target in features:
-        raise DlcliError(f"data.features includes the target column '{target}': the model would be given the answer. "
-                         "Remove it from data.features.")
-    for key in ("one_hot", "offsets", "scales"):
-        unknown = [c for c in getattr(config, key) if c not in features]
-        if unknown:
-            raise DlcliError(f"data.{key} names column(s) {', '.join(map(repr, unknown))} that are not features. "
-                             f"Features: {choices_text(features)}.")
+    features = _feature_columns(config, table.column_names, target)
     tables = {"all": table, **{name: r.table for name, r in extra.items()}}
     for name, part in tables.items():
         if part is None:
             raise DlcliError(f"data.{name}_path must be a table like data.path (CSV or Parquet).")
-        tables[name] = _handle_missing(part, features, target, config.missing, name)
+        label = f"data.path '{config.path}'" if name == "all" else f"data.{name}_path"
+        tables[name] = _handle_missing(part, features, target, config.missing, label)
     indices = split_indices(tables["all"].num_rows, seed, split_fractions(config, extra))
     parts = {name: tables["all"].take(pa.array(idx)) for name, idx in indices.items()}
     parts.update({name: t for name, t in tables.items() if name != "all"})
@@ -112,14 +109,15 @@ def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw
     pre = Preprocessing(kind="table", task=task, input_shape=[], target=target, input_columns=list(features),
                         offsets=dict(config.offsets), scales=dict(config.scales))
     if task_named(task).classifies:
-        pre.classes, pre.label_index = fit_labels(targets, config.label_map, raw.classes, "data.target")
+        pre.classes, pre.label_index = fit_labels(targets, config.label_map, raw.classes,
+                                                    f"data.target '{target}'")
     for name in config.one_hot:
         pre.one_hot[name] = sorted({str(v) for v in train.column(name).to_pylist()})
     if config.missing in ("mean", "median"):
         reduce = np.nanmean if config.missing == "mean" else np.nanmedian
         for name in features:
             if name not in pre.one_hot:
-                values = train.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+                values = numeric_column(train.column(name), name, "training split")  # text: says use one_hot
                 pre.impute[name] = float(reduce(values)) if np.isfinite(values).any() else 0.0
     pre.feature_names = _feature_names(pre)
     x_train = pre.table_features(train, "training split")  # raw: nothing fitted to standardise with yet
@@ -133,6 +131,25 @@ def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw
     return Prepared(splits=splits, preprocessing=pre)
 
 
+def _feature_columns(config: DataConfig, columns: list[str], target: str) -> list[str]:
+    """The input columns: data.features, or every column but the target (and a ``name`` column)."""
+    features = config.features or [c for c in columns if c != target and c != "name"]
+    if not features:
+        raise DlcliError(f"data.path '{config.path}': the file has no column to learn from, only the target "
+                         f"'{target}'. Add the input columns to the file. If it does have more columns, their "
+                         "separator was not recognised: set data.delimiter to it (e.g. delimiter = \";\").")
+    require_columns("data", columns, features)
+    if target in features:
+        raise DlcliError(f"data.features includes the target column '{target}': the model would be given the answer. "
+                         "Remove it from data.features.")
+    for key in ("one_hot", "offsets", "scales"):
+        unknown = [c for c in getattr(config, key) if c not in features]
+        if unknown:
+            raise DlcliError(f"data.{key} names column(s) {', '.join(map(repr, unknown))} that are not features. "
+                             f"Features: {choices_text(features)}.")
+    return features
+
+
 def _feature_names(pre: Preprocessing) -> list[str]:
     names = []
     for name in pre.input_columns:
@@ -140,20 +157,33 @@ def _feature_names(pre: Preprocessing) -> list[str]:
     return names
 
 
-def _handle_missing(table: pa.Table, features: list[str], target: str, policy: str, name: str) -> pa.Table:
+def _handle_missing(table: pa.Table, features: list[str], target: str, policy: str, label: str) -> pa.Table:
+    """Apply data.missing to ``table`` (``label`` names its file in messages)."""
     if not has_missing(table, [*features, target]):
         return table
     mask = missing_rows(table, [*features, target])
     if not mask.any():
         return table
     if policy == "error":
-        bad = [c for c in [*features, target] if missing_rows(table, [c]).any()]
-        counts = ", ".join(f"'{c}' ({int(missing_rows(table, [c]).sum())} rows)" for c in bad)
-        raise DlcliError(f"data ({'the file' if name == 'all' else name + '_path'}): missing or NaN values in column(s) "
-                         f"{counts}. Set data.missing = \"drop\" to drop those rows, or \"mean\"/\"median\" to fill "
-                         "features from the training split.")
+        raise DlcliError(f"{label}: missing or NaN values in column(s) {_missing_counts(table, [*features, target])}. "
+                         "Set data.missing = \"drop\" to drop those rows, or \"mean\"/\"median\" to fill features "
+                         "from the training split.")
     drop = mask if policy == "drop" else missing_rows(table, [target])
+    if drop.all() and policy == "drop":
+        raise DlcliError(f"{label}: data.missing = \"drop\" dropped all {table.num_rows} rows: every row has a "
+                         f"missing or NaN value in column(s) {_missing_counts(table, [*features, target])}. Leave "
+                         "the emptiest columns out of data.features, or set data.missing = \"mean\" or \"median\" "
+                         "to fill features instead of dropping rows.")
+    if drop.all():
+        raise DlcliError(f"{label}: the target column '{target}' has no values (all {table.num_rows} rows are missing "
+                         "or NaN). Check that data.target names the column to predict.")
     return table.filter(pa.array(~drop))
+
+
+def _missing_counts(table: pa.Table, columns: list[str]) -> str:
+    """``'a' (3 rows), 'b' (1 rows)`` for the columns with missing values, the emptiest first."""
+    counts = {c: int(missing_rows(table, [c]).sum()) for c in columns}
+    return ", ".join(f"'{c}' ({n} rows)" for c, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n)
 
 
 def check_arrays(x: np.ndarray, y: np.ndarray, where: str) -> None:

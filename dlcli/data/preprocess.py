@@ -18,7 +18,10 @@ import pyarrow.compute as pc
 
 from dlcli.data.tables import is_number, require_columns
 from dlcli.errors import DlcliError, choices_text
+from dlcli.files import write_text
 from dlcli.tasks import task_named
+
+MAX_CLASSES = 50
 
 
 @dataclasses.dataclass
@@ -40,7 +43,7 @@ class Preprocessing:
     std: list[float] | None = None
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=1))
+        write_text(path, json.dumps(dataclasses.asdict(self), indent=1))
 
     @classmethod
     def load(cls, path: Path) -> "Preprocessing":
@@ -138,9 +141,21 @@ def numeric_column(column: pa.ChunkedArray, name: str, where: str) -> np.ndarray
     if pa.types.is_null(column.type):  # a CSV column with no values at all: missing, not text
         return np.full(len(column), np.nan, np.float32)
     if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)):
+        if decimal_commas(column):
+            raise DlcliError(f"{where}: column '{name}' holds numbers written with a decimal comma (like "
+                             f"'{decimal_commas(column)}'), which are read as text. Save the file with decimal points "
+                             "(1.5, not 1,5).")
         raise DlcliError(f"{where}: column '{name}' holds {column.type} values, not numbers. List it in "
                          f"data.one_hot to encode its categories, or leave it out of data.features.")
     return column.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float32)
+
+
+def decimal_commas(column: pa.ChunkedArray) -> str | None:
+    """A value of a text column if its first values all read as numbers with a decimal comma, else None."""
+    sample = [str(v) for v in column.drop_null().slice(0, 20).to_pylist()]
+    if sample and all(is_number(v.replace(",", ".", 1)) for v in sample) and any("," in v for v in sample):
+        return next(v for v in sample if "," in v)
+    return None
 
 
 def check_finite(values: np.ndarray, name: str, where: str) -> None:
@@ -174,6 +189,7 @@ def missing_rows(table: pa.Table, columns: list[str]) -> np.ndarray:
 def fit_labels(values: np.ndarray, label_map: dict[str, int] | None, classes: list[str] | None,
                where: str) -> tuple[list[str], dict[str, int]]:
     """Class names by index and the raw-label -> index map, from the training targets."""
+    check_two_classes(values, where)
     if label_map:
         indices = sorted(set(label_map.values()))
         if indices != list(range(len(indices))):
@@ -185,6 +201,18 @@ def fit_labels(values: np.ndarray, label_map: dict[str, int] | None, classes: li
     if classes is not None and all(k.isdigit() and int(k) < len(classes) for k in keys):
         return classes, {str(i): i for i in range(len(classes))}
     return keys, {k: i for i, k in enumerate(keys)}
+
+
+def check_two_classes(values: np.ndarray, where: str) -> None:
+    """A classifier learns nothing from training targets of one class: say so before training."""
+    distinct = distinct_values(values)[0]
+    if len(distinct) >= 2:
+        return
+    found = f"one class only ('{label_key(distinct[0])}')" if len(distinct) else "no labels"
+    raise DlcliError(f"{where}: the training split holds {found}; a classifier needs examples of at least two "
+                     "classes. Check that data.target names the column to predict and that data.limit, data.missing "
+                     "or the splits did not leave rows of a single class; to predict the value itself, set "
+                     "task = \"regression\".")
 
 
 def _as_number(text: str) -> float:

@@ -63,7 +63,7 @@ def check_exists(path: Path, key: str) -> None:
 
 
 def read_table(path: Path, fmt: str, *, column_names: list[str] | None = None, columns: list[str] | None = None,
-               limit: int | None = None) -> pa.Table:
+               limit: int | None = None, delimiter: str | None = None) -> pa.Table:
     """A table from CSV or Parquet, reading only ``columns`` where the format allows.
 
     Args:
@@ -71,9 +71,13 @@ def read_table(path: Path, fmt: str, *, column_names: list[str] | None = None, c
         header, or to rename Spark's ``_c0, _c1, ...``).
       columns: the columns needed; the others are not read (Parquet) or dropped.
       limit: read only the first ``limit`` rows.
+      delimiter: a CSV's field separator; by default :func:`csv_delimiter` reads it from the header.
     """
     try:
-        table = _read_csv(path, column_names, columns, limit) if fmt == "csv" else _read_parquet(path, column_names, columns, limit)
+        if fmt == "csv":
+            table = _read_csv(path, column_names, columns, limit, csv_delimiter(path, delimiter))
+        else:
+            table = _read_parquet(path, column_names, columns, limit)
         table.column_names  # noqa: B018  (decodes the header: a non-UTF-8 name fails here, not later)
     except DlcliError:
         raise
@@ -92,22 +96,24 @@ def read_table(path: Path, fmt: str, *, column_names: list[str] | None = None, c
     return table
 
 
-def _read_csv(path: Path, column_names: list[str] | None, columns: list[str] | None, limit: int | None) -> pa.Table:
+def _read_csv(path: Path, column_names: list[str] | None, columns: list[str] | None, limit: int | None,
+              delimiter: str) -> pa.Table:
     from pyarrow import csv
 
     read = csv.ReadOptions()
+    parse = csv.ParseOptions(delimiter=delimiter)
     if column_names:
         # A file with its own header row gets renamed; a header-less one (UCI's HIGGS) read as it is.
-        skip = 1 if _has_header(path, len(column_names)) else 0
+        skip = 1 if _has_header(path, len(column_names), delimiter) else 0
         read = csv.ReadOptions(column_names=column_names, skip_rows=skip)
     if columns:
-        header = column_names or csv.open_csv(path).schema.names  # the header only, not the whole file
+        header = column_names or peek_columns(path, "csv", delimiter)  # the header only, not the whole file
         require_columns(path, header, columns)
     convert = csv.ConvertOptions(include_columns=columns) if columns else csv.ConvertOptions()
     if limit is None:
-        return csv.read_csv(path, read_options=read, convert_options=convert)
+        return csv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     # Stream only the first ``limit`` rows: HIGGS.csv.gz has 11 million.
-    reader = csv.open_csv(path, read_options=read, convert_options=convert)
+    reader = csv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     batches, rows = [], 0
     for batch in reader:
         batches.append(batch)
@@ -117,7 +123,7 @@ def _read_csv(path: Path, column_names: list[str] | None, columns: list[str] | N
     return pa.Table.from_batches(batches, schema=reader.schema)
 
 
-def peek_columns(path: Path, fmt: str) -> list[str]:
+def peek_columns(path: Path, fmt: str, delimiter: str | None = None) -> list[str]:
     """The file's column names (a CSV's first row, header or not) without reading its data."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -125,14 +131,33 @@ def peek_columns(path: Path, fmt: str) -> list[str]:
         return pq.ParquetFile(path).schema_arrow.names
     import csv as text_csv
 
+    return next(text_csv.reader([_first_line(path)], delimiter=csv_delimiter(path, delimiter)), [])
+
+
+SEPARATORS = (";", "\t", "|")  # what CSV files use instead of a comma (a comma is a decimal mark in much of Europe)
+
+
+def csv_delimiter(path: Path, declared: str | None = None) -> str:
+    """The field separator: ``declared`` (data.delimiter), else a comma if the header line has one,
+    else the most frequent of ``;``, tab and ``|`` in it, else a comma."""
+    if declared:
+        return declared
+    line = _first_line(path)
+    if "," in line:
+        return ","
+    counts = {separator: line.count(separator) for separator in SEPARATORS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def _first_line(path: Path) -> str:
     with pa.input_stream(str(path), compression="detect") as stream:
-        first_line = stream.read(1 << 16).split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
-    return next(text_csv.reader([first_line]), [])
+        return stream.read(1 << 16).split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
 
 
-def _has_header(path: Path, expected: int) -> bool:
+def _has_header(path: Path, expected: int, delimiter: str) -> bool:
     """Whether the CSV's first row is a header: no field of it reads as a number."""
-    fields = peek_columns(path, "csv")
+    fields = peek_columns(path, "csv", delimiter)
     if len(fields) != expected:
         raise DlcliError(f"data.column_names gives {expected} names but {path} has {len(fields)} columns. "
                          "Give one name per column, in file order, or --set data.column_names=[] to use the "

@@ -18,6 +18,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from dlcli.files import atomic_path
 from dlcli.models.autoencoder import VAE
 from dlcli.models.gan import GAN
 from dlcli.report.plots import new_figure, save_png
@@ -57,9 +58,8 @@ def save_image(picture: np.ndarray, path: Path) -> Path:
     import matplotlib.image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}")
-    matplotlib.image.imsave(temporary, picture, cmap="gray", vmin=0.0, vmax=1.0, format="png")
-    temporary.replace(path)
+    with atomic_path(path) as temporary:
+        matplotlib.image.imsave(temporary, picture, cmap="gray", vmin=0.0, vmax=1.0, format="png")
     return path
 
 
@@ -131,7 +131,8 @@ def adversarial_figures(folder: Path, setup, gan: GAN) -> dict[str, Any]:
 def save_samples(folder: Path, setup, samples: np.ndarray) -> dict[str, Any]:
     """samples.npz (x = generated examples) and a picture of them."""
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder.parent / "samples.npz", x=samples)
+    with atomic_path(folder.parent / "samples.npz") as temporary, temporary.open("wb") as file:
+        np.savez(file, x=samples)
     written = {"samples": str(folder.parent / "samples.npz")}
     shape = samples.shape[1:]
     if is_image(shape):
