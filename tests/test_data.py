@@ -156,12 +156,18 @@ def test_data_delimiter_overrides_the_guess_and_applies_to_csv_only(tmp_path):
 
 # -- data that leaves nothing to learn -------------------------------------------------
 
-def test_a_csv_of_the_target_alone_names_the_file_and_what_to_do(tmp_path):
-    path = tmp_path / "labels.csv"
-    path.write_text("label\n" + "".join(f"{l}\n" for l, _, _ in ROWS))
-    with pytest.raises(DlcliError, match=r"data.path '.*labels.csv': the file has no column to learn from, only the "
-                                         r"target 'label'.*data.delimiter"):
+def assert_csv_refused(folder: Path, text: str, match: str) -> None:
+    """Reading a CSV file of ``text`` with target 'label' stops with a message matching ``match``."""
+    path = folder / "data.csv"
+    path.write_text(text)
+    with pytest.raises(DlcliError, match=match):
         load_data(DataConfig(source="csv", path=str(path), target="label"), 0, Path)
+
+
+def test_a_csv_of_the_target_alone_names_the_file_and_what_to_do(tmp_path):
+    assert_csv_refused(tmp_path, "label\n" + "".join(f"{l}\n" for l, _, _ in ROWS),
+                       r"data.path '.*data.csv': the file has no column to learn from, only the target 'label'.*"
+                       r"data.delimiter")
 
 
 def test_dropping_every_row_names_the_columns_that_emptied_the_table(tmp_path):
@@ -179,11 +185,8 @@ def test_dropping_every_row_names_the_columns_that_emptied_the_table(tmp_path):
 
 
 def test_training_targets_of_one_class_name_the_target_and_the_way_out(tmp_path):
-    path = tmp_path / "one.csv"
-    path.write_text("a,label\n" + "".join(f"{i},1\n" for i in range(8)))
-    with pytest.raises(DlcliError, match=r"data.target 'label': the training split holds one class only \('1'\).*"
-                                         r"task = \"regression\""):
-        load_data(DataConfig(source="csv", path=str(path), target="label"), 0, Path)
+    assert_csv_refused(tmp_path, "a,label\n" + "".join(f"{i},1\n" for i in range(8)),
+                       r"data.target 'label': the training split holds one class only \('1'\).*task = \"regression\"")
 
 
 def test_constant_empty_and_categorical_columns_train_to_a_finite_loss(tmp_path):
@@ -203,8 +206,5 @@ def test_constant_empty_and_categorical_columns_train_to_a_finite_loss(tmp_path)
 
 
 def test_numbers_with_a_decimal_comma_are_named_with_the_fix(tmp_path):
-    path = tmp_path / "european.csv"
-    path.write_text("a;b;label\n" + "".join(f"{i},5;{i};{i % 2}\n" for i in range(6)))
-    with pytest.raises(DlcliError, match=r"column 'a' holds numbers written with a decimal comma \(like '\d,5'\).*"
-                                         r"decimal points"):
-        load_data(DataConfig(source="csv", path=str(path), target="label"), 0, Path)
+    assert_csv_refused(tmp_path, "a;b;label\n" + "".join(f"{i},5;{i};{i % 2}\n" for i in range(6)),
+                       r"column 'a' holds numbers written with a decimal comma \(like '\d,5'\).*decimal points")
