@@ -11,6 +11,7 @@ import numpy as np
 from flax import nnx
 
 from dlcli.data.preprocess import Preprocessing
+from dlcli.engine.compilation import run_once
 from dlcli.losses import LOSSES, LossFn
 from dlcli.models import build_model
 from dlcli.recipe import Recipe
@@ -44,7 +45,7 @@ def initialised(build: Callable[[], nnx.Module], abstract: bool = False) -> nnx.
     if abstract:
         return shaped
     graphdef, _ = nnx.split(shaped)
-    return nnx.merge(graphdef, jax.jit(lambda: nnx.state(build()))())
+    return nnx.merge(graphdef, run_once(lambda: nnx.state(build())))
 
 
 def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None, abstract: bool = False) -> Assembled:

@@ -136,6 +136,7 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
     import numpy as np
 
     from dlcli.assemble import assemble
+    from dlcli.engine.compilation import run_once
     from dlcli.engine.driver import Engine, Progress
     from dlcli.train.step import TrainState
 
@@ -144,8 +145,8 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
     members = [(variant, seed) for variant in group.variants for seed in seeds]
     optimizers = {v.label: s.optimizer for v, s in zip(group.variants, setups)}
     models = {seed: assemble(setup.recipe, setup.data.preprocessing, seed=seed) for seed in seeds}  # paired weights
-    states = [TrainState(models[seed].params, models[seed].rest, jax.jit(optimizers[variant.label].init)(
-        models[seed].params), np.zeros((), np.int32), jax.random.key(seed) if setup.augment is not None else None)
+    states = [TrainState(models[seed].params, models[seed].rest, run_once(optimizers[variant.label].init,
+                                                                          models[seed].params), np.zeros((), np.int32), jax.random.key(seed) if setup.augment is not None else None)
         for variant, seed in members]
     engine = Engine(setups[0], [seed for _, seed in members], models[seeds[0]])
     progress = Progress(histories=[[] for _ in members])

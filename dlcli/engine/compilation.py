@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 
@@ -59,6 +61,15 @@ def configure() -> None:
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     jax.monitoring.register_event_duration_secs_listener(_on_duration)
     jax.monitoring.register_event_listener(_on_event)
+
+
+QUICK = {"xla_backend_optimization_level": 0}  # compile fast: for programs that do little arithmetic
+
+
+def run_once(fn: Callable, *args: Any) -> Any:
+    """``jax.jit(fn)(*args)`` for a program a run calls once (initialisation), compiled without backend
+    optimisation: it spends more time compiling than computing."""
+    return jax.jit(fn).lower(*args).compile(QUICK)(*args)
 
 
 @dataclass

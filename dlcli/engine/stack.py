@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from dlcli.assemble import Assembled, assemble
-from dlcli.engine.compilation import Compilations
+from dlcli.engine.compilation import Compilations, run_once
 from dlcli.engine.driver import Engine, Progress
 from dlcli.errors import DlcliError
 from dlcli.recipe import Recipe
@@ -56,8 +56,7 @@ def member_states(setup, seeds: list[int], recipe: Recipe | None = None,
     if any(s != shapes[0] for s in shapes[1:]):
         raise DlcliError(f"model.kind = '{recipe.model.kind}' builds a different architecture for different seeds, "
                          "so the seeds cannot share one compiled program.")
-    init = jax.jit(setup.optimizer.init)
-    states = [TrainState(b.params, b.rest, init(b.params), np.zeros((), np.int32),
+    states = [TrainState(b.params, b.rest, run_once(setup.optimizer.init, b.params), np.zeros((), np.int32),
                          jax.random.key(seed) if setup.augment is not None else None)
               for b, seed in zip(members, seeds)]
     return members[0], states

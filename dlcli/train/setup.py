@@ -20,7 +20,7 @@ import numpy as np
 from dlcli.assemble import Assembled, assemble
 from dlcli.data import Prepared, load_data
 from dlcli.data.augment import build_augment
-from dlcli.engine.compilation import Compilations
+from dlcli.engine.compilation import Compilations, run_once
 from dlcli.engine.compilation import configure as configure_compilation
 from dlcli.errors import DlcliError, choices_text
 from dlcli.tasks import task_named
@@ -60,7 +60,7 @@ class Setup:
     def initial_state(self) -> TrainState:
         """The state before the first step: initial weights, fresh optimizer, augmentation key from the seed."""
         key = jax.random.key(self.recipe.seed) if self.augment is not None else None
-        return TrainState(self.built.params, self.built.rest, jax.jit(self.optimizer.init)(self.built.params),
+        return TrainState(self.built.params, self.built.rest, run_once(self.optimizer.init, self.built.params),
                           np.zeros((), np.int32), key)
 
     def device_inputs(self, split: str) -> jax.Array:
