@@ -127,7 +127,7 @@ def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict
         setups.append([])
         for variant in group.variants:
             recipe = variant.loaded.recipe
-            key = recipe.data.model_dump_json() + str(recipe.seed)
+            key = data_key(recipe)
             setup = prepare(variant.loaded, data_by_config.get(key), inject=group.vmapped)
             data_by_config.setdefault(key, setup.data)
             if not setup.built.task.supervised:
@@ -135,6 +135,11 @@ def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict
                                  f"is a {setup.built.task.kind} task.")
             setups[-1].append(setup)
     return setups
+
+
+def data_key(recipe: Recipe) -> str:
+    """Recipes with equal keys load the same data (the seed draws the split)."""
+    return recipe.data.model_dump_json() + str(recipe.seed)
 
 
 def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, reporter, metrics_file,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlcli.compare.experiment import Watch, group_variants, prepare_groups, train_group
+from dlcli.compare.experiment import Watch, data_key, group_variants, prepare_groups, train_group
 from dlcli.compare.grid import Variant
 from dlcli.errors import DlcliError
 from dlcli.recipe import LoadedRecipe, load_recipe, to_toml
@@ -117,10 +117,22 @@ def new_session(ref: str | None, overrides: list[str], out: Path) -> Session:
         raise DlcliError(f"{base.source}: the recipe has no [tune] table, so there is nothing to search. Add one, "
                          'e.g. [tune] space = { "optimizer.learning_rate" = { low = 1e-4, high = 1e-1, log = true } }.')
     check_space(ref, overrides, base.recipe.tune)
+    data = check_monitor(base)
     tune_dir = create_run_dir(out / "tune", base.recipe.name)
     write_text(tune_dir / "recipe.toml", f"# resolved from {base.source}; dlcli tune --resume {tune_dir}\n"
                                          + to_toml(base.recipe))
-    return Session(tune_dir, ref, list(overrides), base)
+    return Session(tune_dir, ref, list(overrides), base, {data_key(base.recipe): data})
+
+
+def check_monitor(base: LoadedRecipe):
+    """``[tune] monitor`` must be in every epoch record, or no trial would have a value; returns the data."""
+    from dlcli.train.setup import check_monitor as check_tracked
+    from dlcli.train.setup import prepare, train_metrics_of
+
+    setup = prepare(base)
+    check_tracked(base.recipe.tune.monitor, "val" in setup.data.splits, setup.wanted, train_metrics_of(setup.wanted),
+                  key=f"{base.source}: tune.monitor")
+    return setup.data
 
 
 def open_session(tune_dir: Path) -> Session:
@@ -152,7 +164,6 @@ def close_abandoned(study, numbers: set[int] | None = None) -> None:
 
 def run_batch(study, batch: list, session: Session, reporter, on_trial) -> None:
     """Train one batch of asked trials, program group by program group, telling Optuna each outcome."""
-    from dlcli.train.setup import check_monitor, train_metrics_of
 
     variants = []
     for trial in batch:
@@ -160,9 +171,6 @@ def run_batch(study, batch: list, session: Session, reporter, on_trial) -> None:
         variants.append(Variant(f"trial {trial.number}", values, trial_recipe(session.ref, session.overrides, values)))
     groups = group_variants(variants)
     setups = prepare_groups(groups, session.base, session.data_by_config)
-    first = setups[0][0]
-    check_monitor(session.config.monitor, "val" in first.data.splits, first.wanted, train_metrics_of(first.wanted),
-                  key=f"{session.base.source}: tune.monitor")
     by_label = {f"trial {trial.number}": trial for trial in batch}
     with (session.tune_dir / "metrics.jsonl").open("a") as metrics_file:
         for index, (group, group_setups) in enumerate(zip(groups, setups)):
