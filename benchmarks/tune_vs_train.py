@@ -13,21 +13,12 @@ first run fills it); medians printed.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def timed(command: list[str], env: dict[str, str]) -> float:
-    tick = time.perf_counter()
-    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(done.stderr[-2000:])
-    return time.perf_counter() - tick
+from compare_vs_train import timed  # a whole process, timed (this folder is on the path of a script run)
 
 
 def main() -> None:
