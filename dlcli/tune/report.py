@@ -32,8 +32,7 @@ def print_tune(tune_dir: Path, summary: dict[str, Any]) -> None:
     """The study's trials (``trials.jsonl``, resumed sessions included), best first, and where its files are."""
     import json
 
-    from rich.table import Table
-
+    from dlcli.compare.table import print_rows
     from dlcli.report.console import make_console
 
     trials_file = tune_dir / "trials.jsonl"
@@ -41,13 +40,11 @@ def print_tune(tune_dir: Path, summary: dict[str, Any]) -> None:
     console = make_console()
     reverse = summary["direction"] == "maximize"
     ranked = sorted(rows, key=lambda r: (r["state"] != "complete", -(r["value"] or 0) if reverse else (r["value"] or 0)))
-    table = Table(title=f"{summary['recipe']}: {summary['monitor']} ({summary['direction']})")
-    for header in ("trial", "state", summary["monitor"], *summary["space"], "epochs"):
-        table.add_column(header)
-    for row in ranked:
-        table.add_row(str(row["number"]), row["state"], "-" if row["value"] is None else f"{row['value']:.4g}",
-                      *(format_value(row["values"][key]) for key in summary["space"]), str(row["epochs"]))
-    console.print(table)
+    headers = ["trial", "state", summary["monitor"], *summary["space"], "epochs"]
+    cells = [[str(row["number"]), row["state"], "-" if row["value"] is None else f"{row['value']:.4g}",
+              *(format_value(row["values"][key]) for key in summary["space"]), str(row["epochs"])] for row in ranked]
+    if cells:
+        print_rows(console, f"{summary['recipe']}: {summary['monitor']} ({summary['direction']})", headers, cells)
     counts = summary["trials"]
     console.print(f"{counts['finished']} trials: {counts['complete']} complete, {counts['pruned']} pruned, "
                   f"{counts['fail']} failed; {summary['wall_time_s']:.1f} s")
