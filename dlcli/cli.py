@@ -262,6 +262,49 @@ def compare(
     show_comparison(result, json_, activations=False)
 
 
+@app.command()
+@user_errors
+def tune(
+    recipe: Annotated[Optional[str], typer.Argument(help="A recipe .toml file or bundled name with a [tune] table "
+                                                         "(e.g. digits-mlp-tune); omitted with --resume.")] = None,
+    trials: Annotated[Optional[int], typer.Option(help="Trials the study runs in all (counting those a resumed "
+                                                       "study already ran). Default: the recipe's [tune] trials.")] = None,
+    parallel: Annotated[int, typer.Option(help="Trials proposed at a time; those that share a program train as "
+                                               "one vmapped stack.")] = 4,
+    timeout: Annotated[Optional[float], typer.Option(help="Start no new batch of trials after this many "
+                                                          "seconds.")] = None,
+    set_: SetOption = [],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the tune folder.")] = Path("runs"),
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the study in this tune folder, "
+                                                   "with its own recipe.toml.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Search a recipe's [tune] space with Optuna: trials in vmapped batches, pruned per epoch, best recipe written.
+
+    Ctrl-C keeps every finished trial (exit 130); `dlcli tune --resume TUNE_DIR` continues the study.
+    """
+    if trials is not None and trials < 1:
+        raise DlcliError(f"--trials {trials}: give at least 1 trial (20 to 50 is a useful search).")
+    if parallel < 1:
+        raise DlcliError(f"--parallel {parallel}: give at least 1 (trials proposed and trained at a time).")
+    if timeout is not None and timeout <= 0:
+        raise DlcliError(f"--timeout {timeout}: give a positive number of seconds.")
+    if resume is not None and (recipe is not None or set_):
+        raise DlcliError("--resume continues a study with the recipe saved in its folder, so RECIPE and --set "
+                         "cannot be combined with it. Give: dlcli tune --resume TUNE_DIR [--trials N].")
+    from dlcli.report.console import make_reporter
+    from dlcli.tune.report import print_tune, trial_line
+    from dlcli.tune.study import tune as run_study
+
+    reporter = make_reporter(json_mode=json_)
+    result = run_study(recipe, set_, out, resume, trials, parallel, timeout, reporter,
+                       lambda row: reporter.note(trial_line(row)))
+    if json_:
+        emit_json({"tune_dir": str(result.tune_dir), **result.summary})
+    else:
+        print_tune(result.tune_dir, result.summary)
+
+
 def show_comparison(result, json_: bool, activations: bool) -> None:
     if json_:
         emit_json({"run_dir": str(result.run_dir), **result.summary})

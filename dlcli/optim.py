@@ -31,8 +31,10 @@ PLATEAU = Registry("reduce_on_plateau")
 
 
 @OPTIMIZERS.register("sgd")
-def sgd(learning_rate, *, momentum: float = 0.0, nesterov: bool = False) -> optax.GradientTransformation:
-    return optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov)
+def sgd(learning_rate, *, momentum: float | None = None, nesterov: bool = False) -> optax.GradientTransformation:
+    # None, not 0.0, by default: with the numbers injected into the state (dlcli compare, tune) a number is
+    # traced and cannot choose whether the momentum buffer exists.
+    return optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
 
 
 @OPTIMIZERS.register("adam")
@@ -47,9 +49,9 @@ def adamw(learning_rate, *, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-
 
 
 @OPTIMIZERS.register("rmsprop")
-def rmsprop(learning_rate, *, decay: float = 0.9, eps: float = 1e-7, momentum: float = 0.0,
+def rmsprop(learning_rate, *, decay: float = 0.9, eps: float = 1e-7, momentum: float | None = None,
             centered: bool = False) -> optax.GradientTransformation:
-    return optax.rmsprop(learning_rate, decay=decay, eps=eps, momentum=momentum or None, centered=centered)
+    return optax.rmsprop(learning_rate, decay=decay, eps=eps, momentum=momentum, centered=centered)
 
 
 @OPTIMIZERS.register("adagrad")

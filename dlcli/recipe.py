@@ -108,6 +108,58 @@ class CompareConfig(Section):
     seeds: int = Field(3, ge=1, le=100)
 
 
+class TuneRange(Section):
+    """A number drawn from ``low`` to ``high``: an int range when both bounds are ints, a float range otherwise."""
+
+    low: int | float
+    high: int | float
+    log: bool = False  # drawn uniformly in log space (learning rates, penalties)
+    step: int | float | None = None  # a grid: low, low + step, ... (ints default to 1)
+
+    @property
+    def is_int(self) -> bool:
+        return all(isinstance(v, int) for v in (self.low, self.high, self.step if self.step is not None else 1))
+
+    @pydantic.model_validator(mode="after")
+    def _not_empty(self) -> "TuneRange":
+        if self.low > self.high:
+            raise ValueError(f"low = {self.low} is above high = {self.high}: swap them")
+        if self.low == self.high:
+            raise ValueError(f"the range from {self.low} to {self.high} is empty: widen it, or fix the key "
+                             "with --set instead of tuning it")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range must lie above 0, and low = {self.low}: use a small positive low "
+                             "such as 1e-6")
+        if self.step is not None and (self.step <= 0 or self.log):
+            raise ValueError("step must be positive, and a log range takes no step")
+        return self
+
+
+def _distribution(spec: Any) -> TuneRange | list[Any]:
+    """One key of ``[tune] space``: a range table or a non-empty list of choices."""
+    if isinstance(spec, list):
+        if not spec:
+            raise ValueError("the list of choices is empty: give at least one value")
+        return spec
+    if isinstance(spec, dict):
+        try:
+            return TuneRange.model_validate(spec)
+        except pydantic.ValidationError as error:  # one sentence per problem, under this key's own name
+            raise ValueError("; ".join(" ".join([*map(str, e["loc"][:1]), e["msg"].removeprefix("Value error, ")])
+                                       for e in error.errors())) from None
+    raise ValueError("give a range { low = ..., high = ... } (log = true for a log scale) or a list of choices")
+
+
+class TuneConfig(Section):
+    """``dlcli tune RECIPE``: the search space over recipe keys and the objective the study optimizes."""
+
+    # "optimizer.learning_rate" = { low = 1e-4, high = 1e-1, log = true }; "model.hidden" = [[64], [128]]
+    space: dict[str, Annotated[Any, pydantic.BeforeValidator(_distribution)]] = Field(min_length=1)
+    monitor: str = "val_loss"  # a key of every epoch record; a trial's value is its best epoch's
+    mode: Literal["min", "max", "auto"] = "auto"
+    trials: int = Field(20, ge=1, le=100_000)  # the default of --trials
+
+
 class Recipe(Section):
     # The name becomes a folder under --out: no separators, nothing that climbs out of it.
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
@@ -121,6 +173,7 @@ class Recipe(Section):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     compare: CompareConfig | None = None
+    tune: TuneConfig | None = None
 
     @pydantic.model_validator(mode="before")
     @classmethod

@@ -43,6 +43,18 @@ class Group:
     vmapped: bool  # several variants in one program (always true of the seeds)
 
 
+@dataclass
+class Watch:
+    """What a caller does while a group trains, one epoch per call (a tuning study reports and prunes trials).
+
+    ``on_epoch(member, record)`` sees each member's finished epoch; ``between_calls(engine, carry)`` may
+    return a new carry (``engine.freeze(carry, members)``) before the next call.
+    """
+
+    on_epoch: Callable[[int, dict[str, Any]], None]
+    between_calls: Callable[[Any, Any], Any]
+
+
 def program_key(recipe: Recipe) -> str:
     """The recipe with what the optimizer state can carry blanked out: equal keys share a program."""
     from dlcli.optim import OPTIMIZERS, injectable
@@ -105,39 +117,51 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
     return Comparison(run_dir, summary)
 
 
-def prepare_groups(groups: list[Group], base: LoadedRecipe) -> list[list[Any]]:
+def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict[str, Any] | None = None
+                   ) -> list[list[Any]]:
     """Each group's setups, one per variant (data loaded once per distinct ``[data]``): every variant is
-    checked before any trains."""
+    checked before any trains.
+
+    Args:
+      data_by_config: loaded data by ``[data]`` and seed, kept by a caller that prepares several times.
+    """
     from dlcli.train.setup import prepare
 
-    data_by_config: dict[str, Any] = {}
+    data_by_config = {} if data_by_config is None else data_by_config
     setups: list[list[Any]] = []
     for group in groups:
         setups.append([])
         for variant in group.variants:
             recipe = variant.loaded.recipe
-            key = recipe.data.model_dump_json() + str(recipe.seed)
+            key = data_key(recipe)
             setup = prepare(variant.loaded, data_by_config.get(key), inject=group.vmapped)
             data_by_config.setdefault(key, setup.data)
             if not setup.built.task.supervised:
-                raise DlcliError(f"{base.source}: compare ranks classification and regression recipes; this one "
+                raise DlcliError(f"{base.source}: compare and tune rank classification and regression recipes; this one "
                                  f"is a {setup.built.task.kind} task.")
             setups[-1].append(setup)
     return setups
 
 
+def data_key(recipe: Recipe) -> str:
+    """Recipes with equal keys load the same data (the seed draws the split)."""
+    return recipe.data.model_dump_json() + str(recipe.seed)
+
+
 def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, reporter,
-                write: Callable[[Variant, int, dict[str, Any]], None]) -> list[dict[str, Any]]:
+                write: Callable[[Variant, int, dict[str, Any]], None], watch: Watch | None = None
+                ) -> list[dict[str, Any]]:
     """Every (variant, seed) of one group as one program (``setups``: one per variant); one run per variant.
 
-    ``write(variant, seed, record)`` receives each epoch record as it ends.
+    ``write(variant, seed, record)`` receives each epoch record as it ends. A member whose loss turns NaN
+    or infinite ends "diverged" (frozen at its last good state); the others train on.
     """
     import jax
     import numpy as np
 
     from dlcli.assemble import assemble
     from dlcli.engine.compilation import run_once
-    from dlcli.engine.driver import Engine, Progress
+    from dlcli.engine.driver import Diverged, Engine, Progress
     from dlcli.train.step import TrainState
 
     tick = time.perf_counter()
@@ -148,7 +172,7 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
     states = [TrainState(models[seed].params, models[seed].rest, run_once(optimizers[variant.label].init,
                                                                           models[seed].params), np.zeros((), np.int32), jax.random.key(seed) if setup.augment is not None else None)
         for variant, seed in members]
-    engine = Engine(setups[0], [seed for _, seed in members], models[seeds[0]])
+    engine = Engine(setups[0], [seed for _, seed in members], models[seeds[0]], per_epoch=watch is not None)
     progress = Progress(histories=[[] for _ in members])
     carry = engine.stack([engine.member_carry(state) for state in states])
     label = group.variants[0].label if len(group.variants) == 1 else f"{len(group.variants)} variants"
@@ -157,9 +181,14 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
 
     def on_epoch(m: int, record: dict[str, Any], _carry) -> None:
         write(*members[m], record)
+        if watch is not None:
+            watch.on_epoch(m, record)
 
+    between_calls = (lambda carry, _: watch.between_calls(engine, carry)) if watch else (lambda carry, _: None)
     try:
-        carry = engine.run(carry, progress, reporter, lambda carry, progress: None, on_epoch)
+        carry = engine.run(carry, progress, reporter, between_calls, on_epoch)
+    except Diverged as error:  # a one-member stack: its carry holds the last good state, marked diverged
+        carry = error.carry
     finally:
         reporter.close()
     final = jax.device_get(carry)

@@ -86,9 +86,8 @@ def print_comparison(run_dir: Path, summary: dict[str, Any]) -> None:
     print_table(run_dir, summary, title, *comparison_rows(summary))
 
 
-def print_table(run_dir: Path, summary: dict[str, Any], title: str, headers: list[str], rows: list[list[str]],
-                note: str = "") -> None:
-    console = make_console()
+def print_rows(console, title: str, headers: list[str], rows: list[list[str]]) -> None:
+    """A Rich table on a terminal; aligned plain columns, never cut, in a pipe or a log."""
     if console.is_terminal:
         table = Table(title=title)
         for i, header in enumerate(headers):
@@ -101,6 +100,12 @@ def print_table(run_dir: Path, summary: dict[str, Any], title: str, headers: lis
         console.print(title)
         for line in (headers, *rows):
             console.print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+
+
+def print_table(run_dir: Path, summary: dict[str, Any], title: str, headers: list[str], rows: list[list[str]],
+                note: str = "") -> None:
+    console = make_console()
+    print_rows(console, title, headers, rows)
     if note:
         console.print(note)
     console.print(summary["verdict"])

@@ -105,15 +105,17 @@ class Engine:
       built: the architecture (default the setup's).
       epoch_extras: per-member fields added to each epoch record, computed on the host from the
         stacked state after the epoch (e.g. gradient norms); then calls run one epoch each.
+      per_epoch: calls run one epoch each, so that the caller can act on every epoch's records before
+        the next (a tuning study prunes members there).
     """
 
     def __init__(self, setup, seeds: list[int], built=None,
-                 epoch_extras: Callable[[TrainState], list[dict[str, Any]]] | None = None):
+                 epoch_extras: Callable[[TrainState], list[dict[str, Any]]] | None = None, per_epoch: bool = False):
         recipe, data = setup.recipe, setup.data
         self.setup, self.seeds, self.built = setup, list(seeds), built or setup.built
         self.examples = len(data.splits["train"][0])
         self.layout = make_layout(self.examples, recipe.train.batch_size, recipe.train.chunks_per_epoch,
-                                  len(seeds), epoch_extras is not None or setup.per_epoch_figures)
+                                  len(seeds), epoch_extras is not None or setup.per_epoch_figures or per_epoch)
         self.epoch_extras = epoch_extras
         step = make_task_step(self.built.train_graph, self.built.loss_fn, setup.optimizer, self.built.task,
                               recipe.train.l1, recipe.train.l2, setup.augment)
@@ -143,6 +145,14 @@ class Engine:
         sums = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self.sum_shapes(state))
         return Carry(state, state, initial_stop_state(self.setup.stopping), sums, np.int32(1), np.bool_(False))
 
+    def freeze(self, carry: Carry, members: list[int]) -> Carry:
+        """``carry`` with ``members`` stopped: from the next call their batches weigh nothing (the others
+        train on unchanged), and once every member stopped the run ends."""
+        stopped = np.asarray(jax.device_get(carry.stop.stopped)).copy()  # (K,)
+        stopped[members] = True
+        stop = carry.stop._replace(stopped=self.setup.placement.put_replicated(stopped))
+        return carry._replace(stop=stop)
+
     def sum_shapes(self, state: TrainState) -> dict[str, Any]:
         step = make_task_step(self.built.train_graph, self.built.loss_fn, self.setup.optimizer, self.built.task,
                               0.0, 0.0, self.setup.augment)
@@ -171,20 +181,26 @@ class Engine:
         pairs = [epoch_indices(self.examples, self.layout.plan, seed, epoch) for seed in self.seeds]
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
-    def run(self, carry: Carry, progress: Progress, reporter, between_calls: Callable[[Carry, Progress], None],
+    def run(self, carry: Carry, progress: Progress, reporter, between_calls: Callable[[Carry, Progress], Carry | None],
             on_epoch: Callable[[int, dict[str, Any], Carry], None] = lambda m, record, carry: None,
             ) -> Carry:
         """Train from ``progress`` to the last epoch (or until every member stopped or diverged).
 
         ``between_calls(carry, progress)`` runs before each call (checkpoints,
-        Ctrl-C); ``on_epoch(member, record, carry)`` after each finished epoch.
+        Ctrl-C) and may return a new carry (e.g. :meth:`freeze`'s);
+        ``on_epoch(member, record, carry)`` runs after each finished epoch.
         A single run raises :class:`Diverged` with ``carry`` at the last good state.
         """
         recipe, plan = self.setup.recipe, self.layout.plan
         epochs, per_row = recipe.train.epochs, None
         placement = self.setup.placement
         while not progress.finished:
-            between_calls(carry, progress)
+            replaced = between_calls(carry, progress)
+            if replaced is not None:
+                carry = replaced
+                if np.all(jax.device_get(carry.stop.stopped | carry.diverged)):  # every member frozen
+                    progress.finished = True
+                    break
             remaining = (epochs - progress.epoch + 1) * plan.chunks - progress.chunk
             count = 1 if per_row is None else int(np.clip(CALL_SECONDS / max(per_row, 1e-9), 1,
                                                           self.layout.rows_per_call))

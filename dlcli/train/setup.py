@@ -79,25 +79,30 @@ def check_metrics(recipe: Recipe, task_kind: str) -> list[str]:
     return list(recipe.evaluate.metrics)
 
 
-def check_monitor(stopping: EarlyStopping, has_val: bool, metric_names: list[str],
-                  train_metrics: list[str] | None = None) -> None:
+def check_monitor(monitor: str, has_val: bool, metric_names: list[str], train_metrics: list[str] | None = None,
+                  key: str = "train.early_stopping.monitor") -> None:
     """The monitor must be a key every epoch record has, or it would read NaN and never improve.
 
     Args:
       metric_names: the metrics computed on the validation split (``val_<name>``).
       train_metrics: those the training sums give (``accuracy`` for classification);
         default ``metric_names``.
+      key: the recipe key that named the monitor, for the message.
     """
     train_metrics = metric_names if train_metrics is None else train_metrics
     valid = list(dict.fromkeys(["loss", *train_metrics] + (["val_loss", *(f"val_{m}" for m in metric_names)]
                                                           if has_val else [])))
-    if stopping.monitor not in valid:
+    if monitor not in valid:
         hint = ""
-        if stopping.monitor.startswith("val_"):
-            hint = (f" (add '{stopping.monitor[4:]}' to evaluate.metrics to compute it on the validation split)"
+        if monitor.startswith("val_"):
+            hint = (f" (add '{monitor[4:]}' to evaluate.metrics to compute it on the validation split)"
                     if has_val else " (there is no validation split: set data.validation_split > 0)")
-        raise DlcliError(f"train.early_stopping.monitor = '{stopping.monitor}' is not a tracked metric{hint}. "
-                         f"Valid: {choices_text(valid)}.")
+        raise DlcliError(f"{key} = '{monitor}' is not a tracked metric{hint}. Valid: {choices_text(valid)}.")
+
+
+def train_metrics_of(wanted: list[str]) -> list[str]:
+    """Metrics the training sums give: accuracy, for classification only (whose metrics include accuracy or auc)."""
+    return ["accuracy"] if {"accuracy", "auc"} & set(wanted) else []
 
 
 def make_stopping(recipe: Recipe, has_val: bool, wanted: list[str]) -> EarlyStopping:
@@ -105,9 +110,7 @@ def make_stopping(recipe: Recipe, has_val: bool, wanted: list[str]) -> EarlyStop
     monitor = config.monitor if config else ("val_loss" if has_val else "loss")
     stopping = EarlyStopping(monitor=monitor, mode=EarlyStopping.resolve_mode(monitor, config.mode if config else "auto"),
                              patience=config.patience if config else None, min_delta=config.min_delta if config else 0.0)
-    # Training sums give accuracy for classification only (whose metrics include accuracy or auc).
-    train_metrics = ["accuracy"] if {"accuracy", "auc"} & set(wanted) else []
-    check_monitor(stopping, has_val, list(wanted), train_metrics)
+    check_monitor(monitor, has_val, list(wanted), train_metrics_of(wanted))
     return stopping
 
 

@@ -1,0 +1,1 @@
+"""Hyperparameter search: a recipe's [tune] space searched by Optuna, trials trained in vmapped batches."""

@@ -1,0 +1,263 @@
+"""``dlcli tune``: an Optuna study over a recipe's ``[tune]`` space, its trials trained in vmapped batches.
+
+Optuna proposes ``--parallel K`` trials at a time (TPE, seeded with the
+recipe's seed). Each trial is a variant of the recipe; the trials of a batch
+that share a program (they differ only in numbers the optimizer keeps in its
+state) train as one vmapped stack, the others as programs of their own, as
+``dlcli compare`` groups its variants. Every epoch each trial reports its
+monitored value to the median pruner, and a pruned trial is frozen in the
+stack (its batches weigh nothing) while the others train on.
+
+The tune folder ``out/tune/<recipe>/<timestamp>/`` holds ``recipe.toml``,
+``study.db`` (Optuna's SQLite storage: ``--resume`` continues from it),
+``trials.jsonl`` (one line per finished trial), ``metrics.jsonl`` (every
+trial's epochs), ``summary.json``, ``best-recipe.toml`` and ``plots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlcli.compare.experiment import Watch, data_key, group_variants, prepare_groups, train_group
+from dlcli.compare.grid import Variant
+from dlcli.errors import DlcliError
+from dlcli.recipe import LoadedRecipe, load_recipe, to_toml
+from dlcli.tune.space import check_space, direction, suggest, trial_recipe, values_of
+
+STUDY_NAME = "dlcli"
+
+
+class Interrupted(DlcliError):
+    exit_code = 130
+
+
+@dataclass
+class TuneResult:
+    tune_dir: Path
+    summary: dict[str, Any]
+
+
+@dataclass
+class Session:
+    """A study's folder and the recipe its trials vary (``ref`` plus ``overrides``)."""
+
+    tune_dir: Path
+    ref: str
+    overrides: list[str]
+    base: LoadedRecipe
+    data_by_config: dict[str, Any] = field(default_factory=dict)  # loaded once for every batch
+
+    @property
+    def config(self):
+        return self.base.recipe.tune
+
+
+def import_optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise DlcliError("dlcli tune needs Optuna, which is not installed: pip install 'dlcli[tune]'.") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # dlcli prints its own table of trials
+    return optuna
+
+
+def tune(ref: str | None, overrides: list[str], out: Path, resume: Path | None, trials: int | None, parallel: int,
+         timeout: float | None, reporter, on_trial=lambda row: None) -> TuneResult:
+    """Run (or continue) a study until ``trials`` trials finished or ``timeout`` seconds passed.
+
+    Args:
+      ref: a recipe file or bundled name with a ``[tune]`` table (None with ``resume``).
+      overrides: ``--set`` strings applied to every trial.
+      out: the folder under which ``tune/<recipe name>/<timestamp>/`` is created.
+      resume: a tune folder to continue, with its own ``recipe.toml`` and ``study.db``.
+      trials: the study's total of finished trials (default: the recipe's ``[tune] trials``).
+      parallel: trials Optuna proposes at a time, trained together where their programs agree.
+      timeout: no new batch starts after this many seconds.
+      reporter: progress display (see :mod:`dlcli.report.console`).
+      on_trial: called with each finished trial's row (the live table).
+    """
+    optuna = import_optuna()
+    session = open_session(resume) if resume is not None else new_session(ref, overrides, out)
+    total = trials or session.config.trials
+    study = optuna.create_study(
+        study_name=STUDY_NAME, storage=f"sqlite:///{session.tune_dir / 'study.db'}", load_if_exists=True,
+        direction=direction(session.config), sampler=optuna.samplers.TPESampler(seed=session.base.recipe.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
+    close_abandoned(study)
+    from dlcli.engine.compilation import Compilations
+
+    started, counted = time.perf_counter(), Compilations.start()
+    while (done := len(finished(study))) < total and not (timeout and time.perf_counter() - started >= timeout):
+        batch = [study.ask() for _ in range(min(parallel, total - done))]
+        try:
+            run_batch(study, batch, session, reporter, on_trial)
+        except KeyboardInterrupt:
+            close_abandoned(study, {trial.number for trial in batch})
+            write_outputs(study, session, time.perf_counter() - started, counted.since())
+            raise Interrupted(f"interrupted: {len(finished(study))} finished trials are kept in "
+                              f"{session.tune_dir / 'study.db'}. Continue with: dlcli tune --resume "
+                              f"{session.tune_dir} --trials {total}") from None
+    return TuneResult(session.tune_dir, write_outputs(study, session, time.perf_counter() - started, counted.since()))
+
+
+def new_session(ref: str | None, overrides: list[str], out: Path) -> Session:
+    """Check the recipe and its space, then create the tune folder with the resolved recipe."""
+    from dlcli.checkpoint import create_run_dir, write_text
+
+    if ref is None:
+        raise DlcliError("Give a RECIPE with a [tune] table (`dlcli recipes digits-mlp-tune` shows one), or "
+                         "--resume TUNE_DIR to continue a study.")
+    base = load_recipe(ref, overrides)
+    if base.recipe.tune is None:
+        raise DlcliError(f"{base.source}: the recipe has no [tune] table, so there is nothing to search. Add one, "
+                         'e.g. [tune] space = { "optimizer.learning_rate" = { low = 1e-4, high = 1e-1, log = true } }.')
+    check_space(ref, overrides, base.recipe.tune)
+    data = check_monitor(base)
+    tune_dir = create_run_dir(out / "tune", base.recipe.name)
+    write_text(tune_dir / "recipe.toml", f"# resolved from {base.source}; dlcli tune --resume {tune_dir}\n"
+                                         + to_toml(base.recipe))
+    return Session(tune_dir, ref, list(overrides), base, {data_key(base.recipe): data})
+
+
+def check_monitor(base: LoadedRecipe):
+    """``[tune] monitor`` must be in every epoch record, or no trial would have a value; returns the data."""
+    from dlcli.train.setup import check_monitor as check_tracked
+    from dlcli.train.setup import prepare, train_metrics_of
+
+    setup = prepare(base)
+    check_tracked(base.recipe.tune.monitor, "val" in setup.data.splits, setup.wanted, train_metrics_of(setup.wanted),
+                  key=f"{base.source}: tune.monitor")
+    return setup.data
+
+
+def open_session(tune_dir: Path) -> Session:
+    for name in ("recipe.toml", "study.db"):
+        if not (tune_dir / name).is_file():
+            raise DlcliError(f"--resume '{tune_dir}': not a dlcli tune folder ({name} is missing). Pass the folder "
+                             "that `dlcli tune` printed (runs/tune/<recipe>/<timestamp>).")
+    ref = str(tune_dir / "recipe.toml")
+    return Session(tune_dir, ref, [], load_recipe(ref))
+
+
+def finished(study) -> list:
+    """Trials that ran to an outcome (complete, pruned or failed); interrupted ones are not counted."""
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                TrialState.FAIL)) if "epochs" in t.user_attrs]
+
+
+def close_abandoned(study, numbers: set[int] | None = None) -> None:
+    """Close trials still running (those of ``numbers``; all, left by a process that was killed) as failed;
+    without an outcome of their own they do not count towards the study's trials."""
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if numbers is None or trial.number in numbers:
+            study.tell(trial.number, state=TrialState.FAIL)
+
+
+def run_batch(study, batch: list, session: Session, reporter, on_trial) -> None:
+    """Train one batch of asked trials, program group by program group, telling Optuna each outcome."""
+
+    variants = []
+    for trial in batch:
+        values = suggest(trial, session.config)
+        variants.append(Variant(f"trial {trial.number}", values, trial_recipe(session.ref, session.overrides, values)))
+    groups = group_variants(variants)
+    setups = prepare_groups(groups, session.base, session.data_by_config)
+    by_label = {f"trial {trial.number}": trial for trial in batch}
+    with (session.tune_dir / "metrics.jsonl").open("a") as metrics_file:
+        def write(variant: Variant, seed: int, record: dict[str, Any]) -> None:
+            metrics_file.write(json.dumps({"variant": variant.label, "seed": seed, **record}) + "\n")
+            metrics_file.flush()
+
+        for index, (group, group_setups) in enumerate(zip(groups, setups)):
+            trials = [by_label[variant.label] for variant in group.variants]
+            pruning = Pruning(trials, session.config.monitor)
+            runs = train_group(group, group_setups, [session.base.recipe.seed], index, reporter, write,
+                               Watch(pruning.on_epoch, pruning.between_calls))
+            for m, run in enumerate(runs):
+                on_trial(tell(study, trials[m], run, m in pruning.pruned, session, len(group.variants) > 1))
+
+
+class Pruning:
+    """The median pruner's view of a group: every member reports each epoch; a pruned one is frozen."""
+
+    def __init__(self, trials: list, monitor: str):
+        self.trials, self.monitor = trials, monitor
+        self.pruned: set[int] = set()
+        self.pending: list[int] = []
+
+    def on_epoch(self, member: int, record: dict[str, Any]) -> None:
+        value = record.get(self.monitor)
+        if member in self.pruned or value is None or not math.isfinite(value):
+            return
+        trial = self.trials[member]
+        trial.report(value, record["epoch"])
+        if trial.should_prune():
+            self.pruned.add(member)
+            self.pending.append(member)
+
+    def between_calls(self, engine, carry):
+        if not self.pending:
+            return None
+        members, self.pending = self.pending, []
+        return engine.freeze(carry, members)
+
+
+def tell(study, trial, run: dict[str, Any], pruned: bool, session: Session, shared: bool) -> dict[str, Any]:
+    """Tell Optuna a trial's outcome; append and return its ``trials.jsonl`` row."""
+    from optuna.trial import TrialState
+
+    member = run["members"][0]
+    monitor, minimize = session.config.monitor, study.direction.name == "MINIMIZE"
+    seen = [r[monitor] for r in member["history"] if math.isfinite(r.get(monitor, math.nan))]
+    value = (min(seen) if minimize else max(seen)) if seen else None
+    trial.set_user_attr("epochs", len(member["history"]))  # the mark of a trial that ran to an outcome
+    if member["ended"] == "diverged" or value is None:
+        state = TrialState.FAIL
+        study.tell(trial, state=state)
+    elif pruned:
+        state = TrialState.PRUNED
+        study.tell(trial, state=state)
+    else:
+        state = TrialState.COMPLETE
+        study.tell(trial, value)
+    row = {"number": trial.number, "state": state.name.lower(), "value": value, "values": run["values"],
+           "epochs": len(member["history"]), "ended": member["ended"], "shared_program": shared,
+           "wall_time_s": run["wall_time_s"]}
+    with (session.tune_dir / "trials.jsonl").open("a") as file:
+        file.write(json.dumps(row, allow_nan=False, default=str) + "\n")
+    return row
+
+
+def write_outputs(study, session: Session, wall: float, compilations: dict[str, int]) -> dict[str, Any]:
+    """``summary.json``, ``best-recipe.toml`` and the plots, from the study as it stands."""
+    from dlcli.checkpoint import write_json, write_text
+    from dlcli.tune.report import write_plots
+
+    config = session.config
+    states = [trial.state.name.lower() for trial in finished(study)]
+    counts = {"finished": len(states), **{state: states.count(state) for state in ("complete", "pruned", "fail")}}
+    summary: dict[str, Any] = {
+        "recipe": session.base.recipe.name, "monitor": config.monitor, "direction": study.direction.name.lower(),
+        "space": list(config.space), "trials": counts, "best": None, "wall_time_s": wall,
+        "compilations": compilations}
+    if counts["complete"]:
+        best = study.best_trial
+        values = values_of(best.params, config)
+        loaded = trial_recipe(session.ref, session.overrides, values)
+        text = (f"# the best trial ({best.number}) of dlcli tune {session.tune_dir}: {config.monitor} = "
+                f"{best.value:.6g}\n# dlcli train {session.tune_dir / 'best-recipe.toml'}\n")
+        write_text(session.tune_dir / "best-recipe.toml", text + to_toml(loaded.recipe.model_copy(update={"tune": None})))
+        summary["best"] = {"number": best.number, "value": best.value, "values": values,
+                           "recipe": str(session.tune_dir / "best-recipe.toml")}
+    summary["plots"] = write_plots(study, session.tune_dir / "plots", config)
+    write_json(session.tune_dir / "summary.json", summary)
+    return summary
