@@ -113,10 +113,12 @@ def resume(run_dir: Path, reporter) -> RunResult:
 
 
 def check_resumable(run_dir: Path) -> None:
-    for name in ("recipe.toml", "preprocessing.json"):
-        if not (run_dir / name).is_file():
-            raise DlcliError(f"--resume '{run_dir}': not a dlcli run directory ({name} is missing). Pass the folder "
-                             "that `dlcli train` printed (runs/<recipe>/<timestamp>).")
+    if not (run_dir / "recipe.toml").is_file():
+        raise DlcliError(f"--resume '{run_dir}': not a dlcli run directory (recipe.toml is missing). Pass the folder "
+                         "that `dlcli train` printed (runs/<recipe>/<timestamp>).")
+    if not (run_dir / "preprocessing.json").is_file():
+        raise DlcliError(f"--resume '{run_dir}': this run stopped before training began (preprocessing.json was never "
+                         f"written), so there is nothing to resume. Start it again: dlcli train {run_dir / 'recipe.toml'}.")
     summary = run_dir / "summary.json"
     ended = json.loads(summary.read_text()).get("ended") if summary.is_file() else None
     if ended == "diverged":
