@@ -79,8 +79,9 @@ def main() -> None:
     parser.add_argument("--recipes", default="mlps", help="'mlps' (the bundled MLP recipes) or 'all'")
     parser.add_argument("--no-keras", action="store_true", help="skip Keras even when it is installed")
     parser.add_argument("--json", type=Path, help="also write the medians here")
-    parser.add_argument("--higgs", type=Path, help="a folder with higgs-train.parquet and higgs-val.parquet (see "
-                        "benchmarks/higgs_vs_keras.py): adds 1 epoch of the course's HIGGS network, dlcli vs Keras")
+    parser.add_argument("--higgs", type=Path, help="a folder for higgs-train.parquet and higgs-val.parquet (1M "
+                        "HIGGS-shaped events, written there if missing): adds 1 epoch of the course's HIGGS network, "
+                        "dlcli vs Keras")
     parser.add_argument("--only-higgs", action="store_true", help="with --higgs: time only that case")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ttr-"))
@@ -111,6 +112,12 @@ def main() -> None:
         cases.append(evaluation_case(work, runs, warm))
     if args.higgs:
         train_file, val_file = args.higgs / "higgs-train.parquet", args.higgs / "higgs-val.parquet"
+        if not (train_file.is_file() and val_file.is_file()):  # 1M HIGGS-shaped events, as higgs_vs_keras writes
+            sys.path.insert(0, str(HERE))
+            from higgs_vs_keras import write_data
+
+            args.higgs.mkdir(parents=True, exist_ok=True)
+            write_data(args.higgs, 1_000_000, 0.2, 1337)
         higgs = ["train", "higgs-mlp", "--out", str(runs), "--set", f"data.path='{train_file}'", "--set",
                  f"data.val_path='{val_file}'", "--set", "data.validation_split=0.0", "--set", "data.test_split=0.0",
                  "--set", "train.epochs=1"]
