@@ -48,6 +48,17 @@ def test_learning_rates_share_one_program_and_each_equals_its_own_run(tmp_path):
     assert (tmp_path / summary["run_dir"] / "plots" / "by_value.png").stat().st_size > 10_000
 
 
+def test_penalty_strengths_share_one_program_and_each_equals_its_own_run(tmp_path):
+    summary = run_compare(tmp_path, "--vary", "train.l2=0.0,0.01", "--vary", "train.l1=0.0,0.001", "--seeds", "1")
+    assert summary["compilations"]["train"] == 1 and len(summary["groups"]) == 1
+    together = histories(summary["run_dir"])
+    alone = train_recipe("moons-mlp", tmp_path / "alone", *SMALL[1::2], "train.l2=0.01", "train.l1=0.001")
+    np.testing.assert_allclose([r["loss"] for r in together[("train.l2=0.01 train.l1=0.001", 0)]],
+                               [r["loss"] for r in alone.history], rtol=1e-5, atol=1e-6)
+    finals = {label: history[-1]["loss"] for (label, _), history in together.items()}
+    assert len(set(finals.values())) == 4  # the strengths do reach their members
+
+
 def test_shape_changing_keys_get_their_own_programs(tmp_path):
     summary = run_compare(tmp_path, "--vary", "train.batch_size=25,100", "--vary", "optimizer.learning_rate=0.01,0.1",
                           "--seeds", "1")

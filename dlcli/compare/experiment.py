@@ -3,11 +3,11 @@
 The comparison is paired as compare-activations pairs it: the base recipe's
 seed fixes one data split for every run, and seed ``s`` gives every variant
 the same initial weights (where the architecture is the same) and the same
-batch order. Variants that differ only in numbers the optimizer keeps in its
-state (the learning rate, momentum, betas, epsilon) train as one vmapped
-program with their seeds; every other variant (a new architecture, batch
-size, optimizer kind, penalty or schedule) is a program of its own, its
-seeds still vmapped. The summary says which grouping each variant had.
+batch order. Variants that differ only in numbers the training state can
+carry (the optimizer's learning rate, momentum, betas, epsilon; single-number
+L1/L2 strengths) train as one vmapped program with their seeds; every other
+variant (a new architecture, batch size, optimizer kind, dropout, schedule)
+is a program of its own, its seeds still vmapped. The summary says which grouping each variant had.
 
 The output directory ``out/compare/<recipe>/<timestamp>/`` holds the base
 ``recipe.toml``, ``metrics.jsonl`` (one line per variant, seed and epoch,
@@ -59,13 +59,17 @@ def program_key(recipe: Recipe) -> str:
     """The recipe with what the optimizer state can carry blanked out: equal keys share a program."""
     from dlcli.optim import OPTIMIZERS, injectable
 
+    train = recipe.train
+    if all(isinstance(strength, (int, float)) for strength in (train.l1, train.l2)):
+        train = train.model_copy(update={"l1": 0.0, "l2": 0.0})  # carried in the state (TrainState.penalty)
+    recipe = recipe.model_copy(update={"seed": 0, "train": train})
     if not injectable(recipe.optimizer):
-        return to_toml(recipe.model_copy(update={"seed": 0}))
+        return to_toml(recipe)
     own = set(OPTIMIZERS.options(recipe.optimizer.kind))
     numbers = {k: v for k, v in recipe.optimizer.settings().items()
                if k in own and isinstance(v, (int, float)) and not isinstance(v, bool)}
     optimizer = recipe.optimizer.model_copy(update={"learning_rate": 1.0, **{k: 0.0 for k in numbers}})
-    return to_toml(recipe.model_copy(update={"seed": 0, "optimizer": optimizer}))
+    return to_toml(recipe.model_copy(update={"optimizer": optimizer}))
 
 
 def group_variants(variants: list[Variant]) -> list[Group]:
@@ -143,6 +147,16 @@ def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict
     return setups
 
 
+def carried_strengths(recipe: Recipe) -> dict[str, Any] | None:
+    """A variant's L1/L2 strengths as data in its state, when they are single numbers (see :func:`program_key`)."""
+    import numpy as np
+
+    l1, l2 = recipe.train.l1, recipe.train.l2
+    if not all(isinstance(strength, (int, float)) for strength in (l1, l2)):
+        return None
+    return {"l1": np.float32(l1), "l2": np.float32(l2)}
+
+
 def data_key(recipe: Recipe) -> str:
     """Recipes with equal keys load the same data (the seed draws the split)."""
     return recipe.data.model_dump_json() + str(recipe.seed)
@@ -169,9 +183,11 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
     members = [(variant, seed) for variant in group.variants for seed in seeds]
     optimizers = {v.label: s.optimizer for v, s in zip(group.variants, setups)}
     models = {seed: assemble(setup.recipe, setup.data.preprocessing, seed=seed) for seed in seeds}  # paired weights
-    states = [TrainState(models[seed].params, models[seed].rest, run_once(optimizers[variant.label].init,
-                                                                          models[seed].params), np.zeros((), np.int32), jax.random.key(seed) if setup.augment is not None else None)
-        for variant, seed in members]
+    states = [TrainState(models[seed].params, models[seed].rest,
+                         run_once(optimizers[variant.label].init, models[seed].params), np.zeros((), np.int32),
+                         jax.random.key(seed) if setup.augment is not None else None,
+                         carried_strengths(variant.loaded.recipe) if group.vmapped else None)
+              for variant, seed in members]
     engine = Engine(setups[0], [seed for _, seed in members], models[seeds[0]], per_epoch=watch is not None)
     progress = Progress(histories=[[] for _ in members])
     carry = engine.stack([engine.member_carry(state) for state in states])

@@ -59,7 +59,8 @@ def make_adversarial_step(graphdef: nnx.GraphDef, loss_fn: LossFn, optimizer: op
             lambda path, g, d: g if player(path) == "generator" else d, g_grads, d_grads)
         value = mean(d_losses + g_losses)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params, value=value)
-        new = TrainState(optax.apply_updates(state.params, updates), rest, opt_state, state.step + 1, state.key)
+        new = state._replace(params=optax.apply_updates(state.params, updates), rest=rest, opt_state=opt_state,
+                             step=state.step + 1)
         new = unless_padding(count, new, state)
         return new, {"loss": ((d_losses + g_losses) * w).sum(), "discriminator_loss": (d_losses * w).sum(),
                      "generator_loss": (g_losses * w).sum(), "count": count}

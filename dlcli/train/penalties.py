@@ -51,6 +51,13 @@ def weight_penalty(params: Any, l1: Strength, l2: Strength) -> jax.Array:
     return penalty
 
 
+def carried_penalty(params: Any, strengths: Mapping[str, jax.Array]) -> jax.Array:
+    """``l1 * sum |w| + l2 * sum w^2`` over every weight matrix, the strengths being arrays (traced, per member)."""
+    weights = [w for _, w in weights_by_layer(params)]
+    return (strengths["l1"] * sum(jnp.abs(w).sum() for w in weights)
+            + strengths["l2"] * sum(jnp.square(w).sum() for w in weights))
+
+
 def check_penalties(params: Any, l1: Strength, l2: Strength) -> None:
     """Every layer a per-layer ``train.l1``/``train.l2`` table names must hold weights."""
     layers = sorted({layer for layer, _ in weights_by_layer(params)})

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from dlcli.train.penalties import weight_penalty  # noqa: F401  (step factories import it from here)
+from dlcli.train.penalties import carried_penalty, weight_penalty  # noqa: F401  (step factories import it)
 
 if TYPE_CHECKING:
     from dlcli.tasks import Task  # a type only: the tasks choose their steps from this module
@@ -30,6 +30,9 @@ class TrainState(NamedTuple):
     opt_state: Any
     step: jax.Array  # optimizer steps taken
     key: Any = None  # PRNG key of on-device data augmentation (None without augmentation)
+    # {"l1": (), "l2": ()} strengths carried as data, so that members of one program may differ in them
+    # (dlcli compare); None: the strengths the step was built with.
+    penalty: Any = None
 
 
 def augment_batch(state: TrainState, x: jax.Array, augment: Callable | None) -> tuple[TrainState, jax.Array]:
@@ -59,11 +62,13 @@ def descend(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, sta
         losses, aux = per_example(model)
         data_loss = (losses * w).sum() / jnp.maximum(count, 1.0)
         _, _, rest = nnx.split(model, nnx.Param, ...)
-        return data_loss + weight_penalty(params, l1, l2), (data_loss, losses, aux, rest)
+        penalty = weight_penalty(params, l1, l2) if state.penalty is None else carried_penalty(params, state.penalty)
+        return data_loss + penalty, (data_loss, losses, aux, rest)
 
     (_, (data_loss, losses, aux, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params, value=data_loss)
-    new = TrainState(optax.apply_updates(state.params, updates), rest, opt_state, state.step + 1, state.key)
+    new = state._replace(params=optax.apply_updates(state.params, updates), rest=rest, opt_state=opt_state,
+                         step=state.step + 1)
     return unless_padding(count, new, state), losses, aux
 
 
