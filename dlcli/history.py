@@ -23,8 +23,6 @@ from dlcli.errors import DlcliError, did_you_mean
 
 RUN_FILES = ("recipe.toml", "summary.json", "metrics.jsonl")
 STAMP_FORMAT = "%Y%m%d-%H%M%S"  # the folder name dlcli.checkpoint.create_run_dir gives a run
-# What a result is judged by, per task: the first of these that the final report has leads.
-HEADLINE_KEYS = {"classification": ("accuracy", "auc"), "regression": ("r2", "mse")}
 
 
 @dataclass
@@ -144,7 +142,9 @@ def describe_run(entry: Entry, summary: dict[str, Any]) -> None:
 
 def headline(task: str | None, final: dict[str, Any]) -> dict[str, float]:
     """The numbers a result is judged by: accuracy and AUC, R² and MSE, else the loss."""
-    keys = [k for k in HEADLINE_KEYS.get(task or "", ()) if is_number(final.get(k))] or ["loss"]
+    from dlcli.tasks import HEADLINE_METRICS  # no numpy, no jax: listing stays a file reader
+
+    keys = [k for k in HEADLINE_METRICS.get(task or "", ()) if is_number(final.get(k))] or ["loss"]
     return {k: final[k] for k in keys if is_number(final.get(k))}
 
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from dlcli.errors import DlcliError
 from dlcli.registry import Registry
 from dlcli.tasks.base import Task
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from dlcli.data.preprocess import Preprocessing
 
 TASKS = Registry("task", {
@@ -41,6 +41,11 @@ MODELS_OF_TASK: dict[str, tuple[str, ...]] = {
 MAX_CLASSES = 50  # more distinct integral targets than this are read as a regression target
 
 __all__ = ["MODELS_OF_TASK", "TASKS", "Task", "implied_task", "infer_task", "task_from", "task_named"]
+
+
+# What a finished run is judged by, per task (`dlcli runs`): the first of these its final report has leads;
+# a task not listed leads with its loss.
+HEADLINE_METRICS = {"classification": ("accuracy", "auc"), "regression": ("r2", "mse")}
 
 
 def task_named(kind: str) -> type[Task]:
@@ -76,5 +81,7 @@ def infer_task(values: np.ndarray, labelled: bool = False) -> str:
         return "classification"
     if values.ndim > 1 and values.shape[-1] > 1:
         return "regression"
+    import numpy as np
+
     integral = np.all(np.mod(values[np.isfinite(values)], 1) == 0)
     return "classification" if integral and len(np.unique(values)) <= MAX_CLASSES else "regression"
