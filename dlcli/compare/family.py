@@ -24,7 +24,7 @@ from dlcli.compare import diagnostics
 from dlcli.compare.choice import ChoiceActivation, can_share, with_choice
 from dlcli.recipe import Recipe
 from dlcli.train.setup import Setup
-from dlcli.engine.driver import Engine
+from dlcli.engine.driver import Engine, stack_trees
 from dlcli.engine.stack import member_states, train_stack
 
 
@@ -113,8 +113,7 @@ def run_activation(setup: Setup, recipe: Recipe, seeds: list[int], label: str, r
         units = [diagnostics.unit_summary({k: v[m] for k, v in shares.items()}, name) for m in range(len(seeds))]
         return norms, units
 
-    stacked = jax.tree.map(lambda *leaves: np.stack([np.asarray(leaf) for leaf in leaves]),
-                           *[(s.params, s.rest) for s in states])
+    stacked = stack_trees([(s.params, s.rest) for s in states])
     init_norms, init_units = measure(*stacked)
     result = train_stack(family.engine, states, reporter, f"{label} x{len(seeds)} seeds", on_record=write)
     final_norms, final_units = measure(result.last.params, result.last.rest)

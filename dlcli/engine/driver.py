@@ -120,8 +120,8 @@ class Engine:
         self.layout = make_layout(self.examples, recipe.train.batch_size, recipe.train.chunks_per_epoch,
                                   len(seeds), epoch_extras is not None or setup.per_epoch_figures or per_epoch)
         self.epoch_extras = epoch_extras
-        step = make_task_step(self.built.train_graph, self.built.loss_fn, setup.optimizer, self.built.task,
-                              recipe.train.l1, recipe.train.l2, setup.augment)
+        self.step = step = make_task_step(self.built.train_graph, self.built.loss_fn, setup.optimizer,
+                                          self.built.task, recipe.train.l1, recipe.train.l2, setup.augment)
         self.spec = EpochSpec(self.built.task, self.built.loss_fn, self.built.eval_graph, setup.wanted,
                               setup.stopping, setup.schedule)
         self.program = make_block_fn(step, self.spec, len(seeds))
@@ -157,11 +157,10 @@ class Engine:
         return carry._replace(stop=stop)
 
     def sum_shapes(self, state: TrainState) -> dict[str, Any]:
-        step = make_task_step(self.built.train_graph, self.built.loss_fn, self.setup.optimizer, self.built.task,
-                              0.0, 0.0, self.setup.augment)
+        """The shapes of the sums a step collects (loss, count, correct, ...), traced, not run."""
         x, y = self.setup.data.splits["train"]
         batch = (x[:1], y[:1], np.ones(1, np.float32))
-        return jax.eval_shape(lambda s: step(s, *batch)[1], state)
+        return jax.eval_shape(lambda s: self.step(s, *batch)[1], state)
 
     def rows(self, epoch: int, chunk: int, count: int) -> tuple[np.ndarray, ...]:
         """Indices, weights, epoch-end and active flags of the next ``count`` rows, padded to the call's G."""
