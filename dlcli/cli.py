@@ -279,7 +279,8 @@ def tune(
                                                    "with its own recipe.toml.")] = None,
     json_: JsonOption = False,
 ) -> None:
-    """Search a recipe's [tune] space with Optuna: trials in vmapped batches, pruned per epoch, best recipe written.
+    """Search the space a recipe's tune table declares, with Optuna: trials in vmapped batches, pruned per epoch,
+    best recipe written.
 
     Ctrl-C keeps every finished trial (exit 130); `dlcli tune --resume TUNE_DIR` continues the study.
     """
