@@ -91,7 +91,16 @@ def find_entries(root: Path) -> list[Entry]:
 
 
 def newest_first(entries: list[Entry]) -> list[Entry]:
-    return sorted(entries, key=lambda e: (e.started is not None, e.started or datetime.min, str(e.path)), reverse=True)
+    """By the start in the folder's name; runs started within the same second by when their recipe.toml was
+    written (folder names only have seconds)."""
+    def written(entry: Entry) -> float:
+        try:
+            return (entry.path / "recipe.toml").stat().st_mtime
+        except OSError:
+            return 0.0
+
+    return sorted(entries, key=lambda e: (e.started is not None, e.started or datetime.min, written(e), str(e.path)),
+                  reverse=True)
 
 
 def read_entry(path: Path) -> Entry:
