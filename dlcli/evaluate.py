@@ -26,12 +26,3 @@ def outputs_report(task: Task, loss_fn, logits: np.ndarray, y: np.ndarray, class
         return report
     report.update(task.report(predictions, y, classes))
     return report
-
-
-def epoch_metrics(report: dict[str, Any], wanted: list[str], prefix: str) -> dict[str, float]:
-    """The scalar metrics a recipe asks for, keyed like ``val_auc``."""
-    out = {f"{prefix}loss": report["loss"]}
-    for name in wanted:
-        if isinstance(report.get(name), (int, float)):
-            out[f"{prefix}{name}"] = float(report[name])
-    return out

@@ -115,12 +115,22 @@ def test_dropout_only_in_training_and_batch_norm_uses_saved_statistics(tmp_path:
 
 # -- early stopping ------------------------------------------------------------------------------------------
 def test_patience_counts_epochs_without_improvement_greater_than_min_delta():
+    from dlcli.engine.stopping import initial_stop_state, update_stop_state
+
+    def decide(rule: EarlyStopping, values: list[float]) -> tuple[list[tuple[bool, bool]], int]:
+        """(is_best, stop) per epoch under the rule the compiled epoch applies, and the best epoch."""
+        state, decisions = initial_stop_state(rule), []
+        for epoch, value in enumerate(values, 1):
+            state, is_best = update_stop_state(rule, state, np.int32(epoch), np.float32(value))
+            decisions.append((bool(is_best), bool(state.stopped)))
+        return decisions, int(state.best_epoch)
+
     stopping = EarlyStopping(monitor="val_loss", mode="min", patience=2, min_delta=0.1)
-    decisions = [stopping.update(epoch, value) for epoch, value in enumerate([1.0, 0.95, 0.85, 0.84, 0.83], 1)]
+    decisions, best_epoch = decide(stopping, [1.0, 0.95, 0.85, 0.84, 0.83])
     assert decisions == [(True, False), (False, False), (True, False), (False, False), (False, True)]
-    assert stopping.best_epoch == 3
+    assert best_epoch == 3
     eager = EarlyStopping(monitor="val_accuracy", mode=EarlyStopping.resolve_mode("val_accuracy", "auto"), patience=0)
-    assert eager.mode == "max" and eager.update(1, 0.5) == (True, False) and eager.update(2, 0.5) == (False, True)
+    assert eager.mode == "max" and decide(eager, [0.5, 0.5])[0] == [(True, False), (False, True)]
 
 
 def test_early_stopping_keeps_and_serves_the_best_epoch(tmp_path: Path):

@@ -5,12 +5,13 @@ on the best so far by more than ``min_delta``; training stops at the end of
 the epoch where that count reaches ``patience`` (``patience = 0`` stops at
 the first epoch without improvement). The best epoch's weights are always
 the ones kept for evaluate and predict, and the run records which epoch it was.
+This class holds the rule; :func:`dlcli.engine.stopping.update_stop_state`
+applies it inside the compiled epoch.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass
@@ -28,22 +29,3 @@ class EarlyStopping:
         if mode != "auto":
             return mode
         return "min" if monitor.endswith(("loss", "mse", "mae", "error")) else "max"
-
-    def improved(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.best is None:
-            return True
-        gain = self.best - value if self.mode == "min" else value - self.best
-        return gain > self.min_delta
-
-    def update(self, epoch: int, value: float) -> tuple[bool, bool]:
-        """Record one epoch; returns (is_best, should_stop)."""
-        if self.improved(value):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            return True, False
-        self.wait += 1
-        return False, self.patience is not None and self.wait >= self.patience
-
-    def to_dict(self) -> dict:
-        return asdict(self)
