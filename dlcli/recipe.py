@@ -58,6 +58,11 @@ class DataConfig(Section):
     one_hot: list[str] = []
     missing: Literal["error", "drop", "mean", "median"] = "error"
     limit: int | None = Field(None, gt=0)
+    # Stream the training rows from disk instead of holding them in memory: "auto" streams only
+    # what does not fit memory_gb (default: half of this machine's memory); see dlcli.data.feed.
+    stream: bool | Literal["auto"] = "auto"
+    memory_gb: float | None = Field(None, gt=0.0)
+    shuffle_buffer: int = Field(1 << 20, ge=1)  # rows mixed together when streaming
     options: dict[str, Any] = {}
 
 

@@ -1,0 +1,75 @@
+"""Feeds: training rows delivered to the engine chunk by chunk, instead of resident on the devices.
+
+A run whose training split fits memory keeps it on the devices and gathers
+each batch there (:class:`dlcli.engine.driver.Engine`'s resident path). A
+:class:`Feed` serves the rest: data streamed from disk, and the share of one
+process in a multi-process run, where no process holds the whole data set.
+
+Chunk ``c`` of epoch ``e`` is rows ``[c * rows, (c + 1) * rows)`` of this
+process's order for that epoch, a pure function of (seed, epoch, process), so
+that ``--resume`` mid-epoch continues bit-identically. Every process serves
+the same number of chunks per epoch (:attr:`Feed.chunks_per_epoch`); rows past
+the end of a share are padded with real examples of weight 0, as
+:func:`dlcli.train.batches.epoch_indices` pads a resident epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import NamedTuple, Protocol
+
+import numpy as np
+
+
+class Chunk(NamedTuple):
+    x: np.ndarray  # (rows, *input_shape) float32, preprocessed
+    y: np.ndarray  # (rows, *target_shape): int32 labels or float32 targets
+    w: np.ndarray  # (rows,) float32: 1 for a real example, 0 for padding
+
+
+class Feed(Protocol):
+    examples: int  # training examples per epoch, over all processes
+    local_examples: int  # this process's share of them
+    largest_share: int  # the largest process share: it sets every process's chunks per epoch
+    description: str  # one line for the console and summary.json: source, method, buffer
+
+    def chunks(self, epoch: int, start: int, rows: int) -> Iterator[Chunk]:
+        """Chunks ``start, start + 1, ...`` of ``epoch`` (from 1), each of ``rows`` rows, to the epoch's end."""
+        ...
+
+    def close(self) -> None:
+        """Stop any background reading."""
+        ...
+
+
+def chunks_per_epoch(feed: Feed, rows: int) -> int:
+    return max(1, math.ceil(feed.largest_share / rows))
+
+
+class ArrayFeed:
+    """A process's share held in memory as arrays: shuffled per (seed, epoch) like a resident epoch."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, seed: int, largest_share: int | None = None,
+                 examples: int | None = None, process: int = 0):
+        self.x, self.y, self.seed, self.process = x, y, seed, process
+        self.local_examples = len(x)
+        self.largest_share = largest_share or len(x)
+        self.examples = examples or len(x)
+        self.description = f"{self.local_examples:,} rows in memory"
+
+    def order(self, epoch: int, rows: int) -> np.ndarray:
+        n = self.local_examples
+        total = chunks_per_epoch(self, rows) * rows
+        order = np.random.default_rng([self.seed, epoch, self.process]).permutation(n)
+        return np.concatenate([order, order[np.arange(total - n) % n]])
+
+    def chunks(self, epoch: int, start: int, rows: int) -> Iterator[Chunk]:
+        order, n = self.order(epoch, rows), self.local_examples
+        for c in range(start, chunks_per_epoch(self, rows)):
+            at = np.arange(c * rows, (c + 1) * rows)
+            idx = order[at]
+            yield Chunk(self.x[idx], self.y[idx], (at < n).astype(np.float32))
+
+    def close(self) -> None:
+        pass
