@@ -51,8 +51,10 @@ class ArrayFeed:
     """A process's share held in memory as arrays: shuffled per (seed, epoch) like a resident epoch."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, seed: int, largest_share: int | None = None,
-                 examples: int | None = None, process: int = 0):
-        self.x, self.y, self.seed, self.process = x, y, seed, process
+                 examples: int | None = None, process: int = 0, processes: int = 1):
+        self.x, self.y, self.seed = x, y, seed
+        # One process shuffles as a resident run does (dlcli.train.batches.epoch_indices), so the two agree.
+        self.key = [seed] if processes == 1 else [seed, process]
         self.local_examples = len(x)
         self.largest_share = largest_share or len(x)
         self.examples = examples or len(x)
@@ -61,7 +63,7 @@ class ArrayFeed:
     def order(self, epoch: int, rows: int) -> np.ndarray:
         n = self.local_examples
         total = chunks_per_epoch(self, rows) * rows
-        order = np.random.default_rng([self.seed, epoch, self.process]).permutation(n)
+        order = np.random.default_rng([*self.key[:1], epoch, *self.key[1:]]).permutation(n)
         return np.concatenate([order, order[np.arange(total - n) % n]])
 
     def chunks(self, epoch: int, start: int, rows: int) -> Iterator[Chunk]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlcli.data.feed import Feed
 from dlcli.data.preprocess import Preprocessing
 from dlcli.errors import DlcliError
 from dlcli.recipe import DataConfig
@@ -21,6 +22,13 @@ class Prepared:
     splits: dict[str, Arrays]  # "train" and, when present, "val" and "test"
     preprocessing: Preprocessing
     labels: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # per split, when x is also y
+    # The training rows when they are fed chunk by chunk (streamed, or this process's share), not in splits.
+    feed: Feed | None = None
+
+    @property
+    def train_examples(self) -> int:
+        """Training examples per epoch (over every process)."""
+        return self.feed.examples if self.feed is not None else len(self.splits["train"][0])
 
     @property
     def num_classes(self) -> int | None:

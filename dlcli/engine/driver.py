@@ -22,9 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlcli.assemble import Predictor
+from dlcli.data.feed import Feed
 from dlcli.engine.program import Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
-from dlcli.train.batches import Plan, epoch_indices, make_plan
+from dlcli.train.batches import Plan, epoch_indices, fed_plan, make_plan
 from dlcli.train.step import TrainState
 from dlcli.train.task_steps import make_task_step
 
@@ -116,22 +117,29 @@ class Engine:
                  epoch_extras: Callable[[TrainState], list[dict[str, Any]]] | None = None, per_epoch: bool = False):
         recipe, data = setup.recipe, setup.data
         self.setup, self.seeds, self.built = setup, list(seeds), built or setup.built
-        self.examples = len(data.splits["train"][0])
-        self.layout = make_layout(self.examples, recipe.train.batch_size, recipe.train.chunks_per_epoch,
-                                  len(seeds), epoch_extras is not None or setup.per_epoch_figures or per_epoch)
+        placement, feed = setup.placement, data.feed
+        if feed is not None:
+            self.examples = feed.examples
+            self.layout = Layout(fed_plan(feed, recipe.train.batch_size, recipe.train.chunks_per_epoch,
+                                          jax.process_count()), 1)
+            self.source = FedRows(feed, self.layout.plan, placement, recipe.train.epochs)
+        else:
+            self.examples = len(data.splits["train"][0])
+            self.layout = make_layout(self.examples, recipe.train.batch_size, recipe.train.chunks_per_epoch,
+                                      len(seeds), epoch_extras is not None or setup.per_epoch_figures or per_epoch)
+            self.source = ResidentRows(self, setup.device_inputs("train"),
+                                       placement.put_replicated(data.splits["train"][1]))
         self.epoch_extras = epoch_extras
         self.step = step = make_task_step(self.built.train_graph, self.built.loss_fn, setup.optimizer,
                                           self.built.task, recipe.train.l1, recipe.train.l2, setup.augment)
         self.spec = EpochSpec(self.built.task, self.built.loss_fn, self.built.eval_graph, setup.wanted,
                               setup.stopping, setup.schedule)
-        self.program = make_block_fn(step, self.spec, len(seeds))
+        self.program = make_block_fn(step, self.spec, len(seeds), fed=feed is not None)
         self._compiled, self.compile_seconds, self.quick_compile = None, 0.0, False
+        self.first_call_done: float | None = None  # time.time() when the first call returned
         self.predictor = Predictor(self.built.eval_graph)
-        placement = setup.placement
-        self.x_all, self.y_all = setup.device_inputs("train"), placement.put_replicated(data.splits["train"][1])
         self.val = (setup.device_inputs("val"), placement.put_replicated(data.splits["val"][1])) \
             if "val" in data.splits else None
-        self._orders: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.diverged = np.zeros(len(seeds), bool)  # members frozen by a NaN loss
         order = ["loss", "accuracy", "val_loss", *(f"val_{name}" for name in setup.wanted), "learning_rate"]
         self.key_order = {key: i for i, key in enumerate(order)}
@@ -158,30 +166,9 @@ class Engine:
 
     def sum_shapes(self, state: TrainState) -> dict[str, Any]:
         """The shapes of the sums a step collects (loss, count, correct, ...), traced, not run."""
-        x, y = self.setup.data.splits["train"]
+        x, y = self.source.example()
         batch = (x[:1], y[:1], np.ones(1, np.float32))
         return jax.eval_shape(lambda s: self.step(s, *batch)[1], state)
-
-    def rows(self, epoch: int, chunk: int, count: int) -> tuple[np.ndarray, ...]:
-        """Indices, weights, epoch-end and active flags of the next ``count`` rows, padded to the call's G."""
-        plan, members, rows = self.layout.plan, self.members, self.layout.rows_per_call
-        idx = np.zeros((rows, members, plan.steps_per_chunk, plan.batch_size), np.int32)
-        weight = np.zeros(idx.shape, np.float32)
-        ends, active = np.zeros(rows, bool), np.zeros(rows, bool)
-        for g in range(count):
-            if epoch not in self._orders:
-                self._orders = {epoch: self.epoch_order(epoch)}  # only the epoch in progress is kept
-            idx[g], weight[g] = (a[:, chunk] for a in self._orders[epoch])
-            ends[g], active[g] = chunk == plan.chunks - 1, True
-            chunk += 1
-            if chunk == plan.chunks:
-                epoch, chunk = epoch + 1, 0
-        return idx, weight, ends, active
-
-    def epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """(K, chunks, S, B) indices and weights: member m's epoch as a run seeded ``seeds[m]`` orders it."""
-        pairs = [epoch_indices(self.examples, self.layout.plan, seed, epoch) for seed in self.seeds]
-        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
     def run(self, carry: Carry, progress: Progress, reporter, between_calls: Callable[[Carry, Progress], Carry | None],
             on_epoch: Callable[[int, dict[str, Any], Carry], None] = lambda m, record, carry: None,
@@ -207,13 +194,16 @@ class Engine:
             count = 1 if per_row is None else int(np.clip(CALL_SECONDS / max(per_row, 1e-9), 1,
                                                           self.layout.rows_per_call))
             count = min(count, remaining)
-            idx, weight, ends, active = self.rows(progress.epoch, progress.chunk, count)
-            args = (carry, self.x_all, self.y_all, self.val, placement.put_batches(idx),
-                    placement.put_batches(weight), ends, active)
+            data, rows, ends, active = self.source.rows(progress.epoch, progress.chunk, count,
+                                                        self.layout.rows_per_call)
+            args = (carry, data, self.val, rows, ends, active)
             program = self.compiled(args)
             tick = time.perf_counter()
             carry, outs = program(*args)
+            self.source.prefetch(*advanced(progress.epoch, progress.chunk, count, plan.chunks))  # while it runs
             outs = jax.device_get(outs)
+            if self.first_call_done is None:
+                self.first_call_done = time.time()
             seconds = time.perf_counter() - tick
             per_row = seconds / count
             self.absorb(outs, count, seconds, progress, reporter, on_epoch, carry)
@@ -296,6 +286,88 @@ class Engine:
         seconds = max(progress.epoch_seconds, 1e-9)
         record.update(time_s=seconds, samples_per_s=self.examples / seconds)
         return record
+
+
+def advanced(epoch: int, chunk: int, rows: int, chunks: int) -> tuple[int, int]:
+    """(epoch, chunk) ``rows`` rows after (epoch, chunk)."""
+    position = (epoch - 1) * chunks + chunk + rows
+    return position // chunks + 1, position % chunks
+
+
+class ResidentRows:
+    """The training split resident on the devices; a call's rows are gather indices into it, one order per
+    member (member m's epoch as a run seeded ``seeds[m]`` orders it)."""
+
+    def __init__(self, engine: Engine, x_all: jax.Array, y_all: jax.Array):
+        self.engine, self.data = engine, (x_all, y_all)
+        self._orders: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def example(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.engine.setup.data.splits["train"]
+
+    def rows(self, epoch: int, chunk: int, count: int, padded: int) -> tuple[Any, tuple, np.ndarray, np.ndarray]:
+        """The resident data, and indices, weights, epoch-end and active flags of the next ``count`` rows,
+        padded to the call's ``padded`` rows."""
+        engine = self.engine
+        plan, members = engine.layout.plan, engine.members
+        idx = np.zeros((padded, members, plan.steps_per_chunk, plan.batch_size), np.int32)
+        weight = np.zeros(idx.shape, np.float32)
+        ends, active = np.zeros(padded, bool), np.zeros(padded, bool)
+        for g in range(count):
+            if epoch not in self._orders:
+                self._orders = {epoch: self.epoch_order(epoch)}  # only the epoch in progress is kept
+            idx[g], weight[g] = (a[:, chunk] for a in self._orders[epoch])
+            ends[g], active[g] = chunk == plan.chunks - 1, True
+            epoch, chunk = advanced(epoch, chunk, 1, plan.chunks)
+        placement = engine.setup.placement
+        return self.data, (placement.put_batches(idx), placement.put_batches(weight)), ends, active
+
+    def epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(K, chunks, S, B) indices and weights of every member's epoch."""
+        engine = self.engine
+        pairs = [epoch_indices(engine.examples, engine.layout.plan, seed, epoch) for seed in engine.seeds]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+    def prefetch(self, epoch: int, chunk: int) -> None:
+        pass
+
+
+class FedRows:
+    """Rows fed by the host from a :class:`~dlcli.data.feed.Feed`, one chunk a call, shared by every member.
+
+    The next chunk is read and placed on the devices while the current call
+    runs (:meth:`prefetch`), so the devices wait on the feed only when it is
+    slower than training. In a multi-process run each process places its own
+    share of every batch: the global batch is assembled from per-process
+    shards, and no process holds another's rows.
+    """
+
+    def __init__(self, feed: Feed, plan: Plan, placement, epochs: int):
+        self.feed, self.plan, self.placement, self.epochs = feed, plan, placement, epochs
+        self._stream, self._at = None, None  # the open iterator and the (epoch, chunk) it yields next
+        self._ready: tuple[tuple[int, int], tuple] | None = None
+
+    def example(self) -> tuple[np.ndarray, np.ndarray]:
+        first = next(iter(self.feed.chunks(1, 0, 1)))
+        return first.x, first.y
+
+    def rows(self, epoch: int, chunk: int, count: int, padded: int) -> tuple[Any, tuple, np.ndarray, np.ndarray]:
+        ready, self._ready = self._ready, None
+        placed = ready[1] if ready and ready[0] == (epoch, chunk) else self.place(epoch, chunk)
+        return (), placed, np.array([chunk == self.plan.chunks - 1]), np.ones(1, bool)
+
+    def prefetch(self, epoch: int, chunk: int) -> None:
+        if epoch <= self.epochs:
+            self._ready = ((epoch, chunk), self.place(epoch, chunk))
+
+    def place(self, epoch: int, chunk: int) -> tuple:
+        """Chunk ``chunk`` of ``epoch`` as (1, S, B, ...) arrays on the devices."""
+        if self._at != (epoch, chunk):
+            self._stream = iter(self.feed.chunks(epoch, chunk, self.plan.steps_per_chunk * self.plan.batch_size))
+        part = next(self._stream)
+        self._at = (epoch, chunk + 1)  # an iterator serves one epoch: the next opens its own
+        shape = (1, self.plan.steps_per_chunk, self.plan.batch_size)
+        return tuple(self.placement.put_local_rows(a.reshape(*shape, *a.shape[1:])) for a in part)
 
 
 def stack_trees(trees: list[Any]) -> Any:

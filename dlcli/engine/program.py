@@ -63,17 +63,29 @@ class EpochSpec:
     schedule: Callable[[jax.Array], jax.Array]
 
 
-def step_loop(step: Callable, state: TrainState, x_all, y_all, idx: jax.Array, w: jax.Array):
-    """Run ``step`` over the (S, B) batches that ``idx`` gathers: (state, sums, per-step mean losses (S,))."""
-    if idx.size * (row_bytes(x_all) + row_bytes(y_all)) <= MAX_GATHERED_BYTES:
-        # One gather for the whole row, then contiguous slices per step: a small
-        # gather from the full data set inside the loop is split across threads
-        # by XLA:CPU and cost more than the step's own arithmetic (HIGGS MLP).
-        batches = (x_all[idx], y_all[idx], w)  # (S, B, ...), (S, B, ...), (S, B)
-        take = lambda batch: batch  # noqa: E731
+def step_loop(step: Callable, state: TrainState, data, rows, live: jax.Array):
+    """Run ``step`` over a row's (S, B) batches: (state, sums, per-step mean losses (S,)).
+
+    ``data`` is ``(x_all, y_all)``, resident on the devices, and ``rows`` the
+    (S, B) gather indices and weights into it; or ``data`` is ``()`` and
+    ``rows`` holds the batches themselves, (S, B, ...) inputs, targets and
+    weights, fed by the host (:mod:`dlcli.data.feed`). A frozen member
+    (``live`` False) weighs nothing.
+    """
+    if data:
+        (x_all, y_all), (idx, w) = data, rows
+        if idx.size * (row_bytes(x_all) + row_bytes(y_all)) <= MAX_GATHERED_BYTES:
+            # One gather for the whole row, then contiguous slices per step: a small
+            # gather from the full data set inside the loop is split across threads
+            # by XLA:CPU and cost more than the step's own arithmetic (HIGGS MLP).
+            batches = (x_all[idx], y_all[idx], w * live)  # (S, B, ...), (S, B, ...), (S, B)
+            take = lambda batch: batch  # noqa: E731
+        else:
+            batches = (idx, w * live)
+            take = lambda batch: (x_all[batch[0]], y_all[batch[0]], batch[1])  # noqa: E731
     else:
-        batches = (idx, w)
-        take = lambda batch: (x_all[batch[0]], y_all[batch[0]], batch[1])  # noqa: E731
+        x, y, w = rows
+        batches, take = (x, y, w * live), (lambda batch: batch)
 
     def body(carry, batch):
         state, sums = carry
@@ -116,14 +128,14 @@ def epoch_record(spec: EpochSpec, sums: dict[str, jax.Array], state: TrainState,
 
 
 def make_row_fn(step: Callable, spec: EpochSpec) -> Callable:
-    """``row(carry, x_all, y_all, val, idx (S, B), w (S, B), ends) -> (carry, out)`` for one member."""
+    """``row(carry, data, val, rows, ends) -> (carry, out)`` for one member (see :func:`step_loop`)."""
 
     def select(flag, new, old):
         return jax.tree.map(lambda a, b: jnp.where(flag, a, b), new, old)
 
-    def row(carry: Carry, x_all, y_all, val, idx, w, ends):
+    def row(carry: Carry, data, val, rows, ends):
         live = ~(carry.stop.stopped | carry.diverged)
-        state, sums, step_losses = step_loop(step, carry.state, x_all, y_all, idx, w * live)
+        state, sums, step_losses = step_loop(step, carry.state, data, rows, live)
         sums = jax.tree.map(jnp.add, carry.sums, sums)
         bad = ~jnp.isfinite(step_losses)
         diverged = live & (bad.any() | ~jnp.isfinite(sums["loss"]))
@@ -154,31 +166,34 @@ def make_row_fn(step: Callable, spec: EpochSpec) -> Callable:
     return row
 
 
-def make_block_fn(step: Callable, spec: EpochSpec, members: int) -> Callable:
-    """``block(carry, x_all, y_all, val, idx (G,K,S,B), w (G,K,S,B), ends (G,), active (G,)) -> (carry, outs)``.
+def make_block_fn(step: Callable, spec: EpochSpec, members: int, fed: bool = False) -> Callable:
+    """``block(carry, data, val, rows, ends (G,), active (G,)) -> (carry, outs)``.
 
-    Jitted, donating the carry. ``outs`` holds one entry per row and member
-    (leading axes (G, K)); rows with ``active`` False, and rows after every
-    member has stopped, are skipped.
+    ``rows`` has a leading (G,) axis: gather indices and weights (G, K, S, B)
+    into the resident ``data``, one order per member; or, ``fed``, the batches
+    themselves (G, S, B, ...), shared by every member. Jitted, donating the
+    carry. ``outs`` holds one entry per row and member (leading axes (G, K));
+    rows with ``active`` False, and rows after every member has stopped, are
+    skipped.
     """
     row = make_row_fn(step, spec)
     if members > 1:
-        row_of_stack = jax.vmap(row, in_axes=(0, None, None, None, 0, 0, None))
+        row_of_stack = jax.vmap(row, in_axes=(0, None, None, None if fed else 0, None))
     else:  # a single run: the same program without the vmap, its (1,) axis dropped and restored for free
-        def row_of_stack(carry, x_all, y_all, val, idx, w, ends):
+        def row_of_stack(carry, data, val, rows, ends):
             first = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
-            return jax.tree.map(lambda a: a[None], row(first(carry), x_all, y_all, val, idx[0], w[0], ends))
+            return jax.tree.map(lambda a: a[None], row(first(carry), data, val, rows if fed else first(rows), ends))
 
-    def train_block(carry: Carry, x_all, y_all, val, idx, w, ends, active):
-        example = (idx[0], w[0], ends[0])
-        shapes = jax.eval_shape(lambda c: row_of_stack(c, x_all, y_all, val, *example)[1], carry)
+    def train_block(carry: Carry, data, val, rows, ends, active):
+        example = (jax.tree.map(lambda a: a[0], rows), ends[0])
+        shapes = jax.eval_shape(lambda c: row_of_stack(c, data, val, *example)[1], carry)
 
-        def body(carry, rows):
-            idx_g, w_g, ends_g, active_g = rows
+        def body(carry, scanned):
+            rows_g, ends_g, active_g = scanned
             running = active_g & ~(carry.stop.stopped | carry.diverged).all()
             skip = lambda c: (c, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))  # noqa: E731
-            return jax.lax.cond(running, lambda c: row_of_stack(c, x_all, y_all, val, idx_g, w_g, ends_g), skip, carry)
+            return jax.lax.cond(running, lambda c: row_of_stack(c, data, val, rows_g, ends_g), skip, carry)
 
-        return jax.lax.scan(body, carry, (idx, w, ends, active))
+        return jax.lax.scan(body, carry, (rows, ends, active))
 
     return jax.jit(train_block, donate_argnums=0)

@@ -244,6 +244,19 @@ def split_report(setup: Setup, predictor: Predictor, state: TrainState, split: s
     return outputs, predictions, report
 
 
+def process_started() -> float:
+    """When this process started, as ``time.time()`` (Linux's /proc; elsewhere, when dlcli was imported)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        import dlcli
+
+        return dlcli.IMPORTED
+
+
 def json_line(record: dict[str, Any]) -> str:
     return json.dumps(record) + "\n"
 
@@ -282,6 +295,7 @@ def finish(run_dir: Path, setup: Setup, carry: Carry, progress: Progress, ended:
         "compile_s": engine.compile_seconds,  # the training program's, compiled or loaded from the cache
         "compiled_for": "quick start" if engine.quick_compile else "speed",
         "compilations": setup.compilations.since(),
+        "first_step_s": engine.first_call_done - process_started() if engine.first_call_done else None,
         **environment(),
     }
     write_json(run_dir / "summary.json", summary)

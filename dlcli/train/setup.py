@@ -25,7 +25,7 @@ from dlcli.errors import DlcliError, choices_text
 from dlcli.tasks import task_named
 from dlcli.optim import build_optimizer, build_schedule
 from dlcli.recipe import LoadedRecipe, Recipe
-from dlcli.train.batches import Plan, make_plan
+from dlcli.train.batches import Plan, fed_plan, make_plan
 from dlcli.train.early_stopping import EarlyStopping
 from dlcli.train.penalties import check_penalties
 from dlcli.train.sharding import Placement, placement_for
@@ -126,7 +126,9 @@ def prepare(loaded: LoadedRecipe, data: Prepared | None = None, inject: bool = F
     data = data or load_data(recipe.data, recipe.seed, loaded.resolve_path, task=recipe.task)
     built = assemble(recipe, data.preprocessing)
     wanted = check_metrics(recipe, built.task.kind) or built.task.default_metrics
-    plan = make_plan(len(data.splits["train"][0]), recipe.train.batch_size, recipe.train.chunks_per_epoch or 1)
+    plan = (make_plan(data.train_examples, recipe.train.batch_size, recipe.train.chunks_per_epoch or 1)
+            if data.feed is None else fed_plan(data.feed, recipe.train.batch_size, recipe.train.chunks_per_epoch,
+                                               jax.process_count()))
     total_steps = plan.steps * recipe.train.epochs
     optimizer = build_optimizer(recipe.optimizer, total_steps, plan.steps, inject=inject)
     schedule = build_schedule(recipe.optimizer, total_steps)
@@ -134,7 +136,8 @@ def prepare(loaded: LoadedRecipe, data: Prepared | None = None, inject: bool = F
     augment = build_augment(recipe.train.augment, data.preprocessing.input_shape)
     check_penalties(built.params, recipe.train.l1, recipe.train.l2)
     return Setup(loaded, data, built, wanted, plan, optimizer, schedule, stopping, augment,
-                 placement_for(plan.batch_size), compilations)
+                 placement_for(plan.batch_size * jax.process_count() if data.feed is not None else plan.batch_size),
+                 compilations)
 
 
 def checkpoint_bytes(state: Any) -> int:
