@@ -63,7 +63,10 @@ def configure() -> None:
     jax.monitoring.register_event_listener(_on_event)
 
 
-QUICK = {"xla_backend_optimization_level": 0}  # compile fast: for programs that do little arithmetic
+# Compile fast, for programs that do little arithmetic: no backend optimisation, and XLA:CPU's classic
+# emitters instead of its fusion emitters, which took 4x longer to compile the training block of mlp-xor
+# (2.3 s -> 0.5 s measured; other backends ignore the option).
+QUICK = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
 
 def run_once(fn: Callable, *args: Any) -> Any:

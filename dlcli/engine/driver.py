@@ -23,6 +23,7 @@ import numpy as np
 
 from dlcli.assemble import Predictor
 from dlcli.data.feed import Feed
+from dlcli.engine.compilation import QUICK
 from dlcli.engine.program import Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
 from dlcli.train.batches import Plan, epoch_indices, fed_plan, make_plan
@@ -221,7 +222,7 @@ class Engine:
             tick = time.perf_counter()
             lowered = self.program.lower(*args)
             self.quick_compile = self.training_flops(lowered) < QUICK_COMPILE_FLOPS
-            self._compiled = lowered.compile({"xla_backend_optimization_level": 0} if self.quick_compile else None)
+            self._compiled = lowered.compile(QUICK if self.quick_compile else None)
             self.compile_seconds = time.perf_counter() - tick
         return self._compiled
 

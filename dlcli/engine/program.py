@@ -127,11 +127,20 @@ def epoch_record(spec: EpochSpec, sums: dict[str, jax.Array], state: TrainState,
     return record
 
 
+def select(flag: jax.Array, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(flag, a, b), new, old)
+
+
 def make_row_fn(step: Callable, spec: EpochSpec) -> Callable:
     """``row(carry, data, val, rows, ends) -> (carry, out)`` for one member (see :func:`step_loop`)."""
 
-    def select(flag, new, old):
-        return jax.tree.map(lambda a, b: jnp.where(flag, a, b), new, old)
+    @jax.jit
+    def end_epoch(sums, state, val, stop, epoch, finished):
+        record = epoch_record(spec, sums, state, val)
+        new_stop, is_best = update_stop_state(spec.rule, stop, epoch, record[spec.rule.monitor])
+        return record, select(finished, new_stop, stop), finished & is_best
+
+    step = jax.jit(step)  # a jitted function is traced once per shapes: the shape probes below cost nothing
 
     def row(carry: Carry, data, val, rows, ends):
         live = ~(carry.stop.stopped | carry.diverged)
@@ -146,16 +155,13 @@ def make_row_fn(step: Callable, spec: EpochSpec) -> Callable:
         sums = select(diverged, carry.sums, sums)
         finished = ends & live & ~diverged
 
-        def end_epoch(_):
-            record = epoch_record(spec, sums, state, val)
-            stop, is_best = update_stop_state(spec.rule, carry.stop, carry.epoch, record[spec.rule.monitor])
-            return record, select(finished, stop, carry.stop), finished & is_best
+        operands = (sums, state, val, carry.stop, carry.epoch, finished)
 
         def no_end(_):
-            record = jax.eval_shape(end_epoch, None)[0]
+            record = jax.eval_shape(end_epoch, *operands)[0]  # traced once: the branch below reuses it
             return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), record), carry.stop, jnp.zeros((), bool)
 
-        record, stop, is_best = jax.lax.cond(ends, end_epoch, no_end, None)
+        record, stop, is_best = jax.lax.cond(ends, lambda _: end_epoch(*operands), no_end, None)
         new = Carry(state, select(is_best, state, carry.best), stop,
                     select(finished, jax.tree.map(jnp.zeros_like, sums), sums),
                     carry.epoch + finished.astype(jnp.int32), carry.diverged | diverged)
@@ -183,6 +189,7 @@ def make_block_fn(step: Callable, spec: EpochSpec, members: int, fed: bool = Fal
         def row_of_stack(carry, data, val, rows, ends):
             first = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
             return jax.tree.map(lambda a: a[None], row(first(carry), data, val, rows if fed else first(rows), ends))
+    row_of_stack = jax.jit(row_of_stack)  # traced once: for the shapes of its outputs, then reused by the scan
 
     def train_block(carry: Carry, data, val, rows, ends, active):
         example = (jax.tree.map(lambda a: a[0], rows), ends[0])
