@@ -85,3 +85,29 @@ def placement_for(batch_size: int) -> Placement:
     if len(devices) > 1 and batch_size % len(devices):
         devices = devices[:1]
     return Placement(Mesh(np.array(devices), ("data",)))
+
+
+def gather_rows(array: np.ndarray) -> np.ndarray:
+    """Every process's rows of ``array``, concatenated in process order: the same array in every process.
+
+    For what every process must hold whole though each read only its share
+    (the held-out splits, small next to the training rows).
+    """
+    if jax.process_count() == 1:
+        return array
+    from jax.experimental.multihost_utils import process_allgather
+
+    counts = np.asarray(process_allgather(np.array([len(array)], np.int64))).reshape(-1)
+    padded = np.zeros((int(counts.max()), *array.shape[1:]), array.dtype)
+    padded[:len(array)] = array
+    parts = np.asarray(process_allgather(padded))  # (P, longest, ...)
+    return np.concatenate([parts[p][:count] for p, count in enumerate(counts)])
+
+
+def sum_over_processes(tree: Any) -> Any:
+    """Each leaf summed over the processes (partial sums of a statistic, to the whole data set's)."""
+    if jax.process_count() == 1:
+        return tree
+    from jax.experimental.multihost_utils import process_allgather
+
+    return jax.tree.map(lambda leaf: np.asarray(process_allgather(np.asarray(leaf))).sum(0), tree)
