@@ -67,6 +67,7 @@ def configure() -> None:
 # emitters instead of its fusion emitters, which took 4x longer to compile the training block of mlp-xor
 # (2.3 s -> 0.5 s measured; other backends ignore the option).
 QUICK = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+SHORT = {"xla_cpu_use_fusion_emitters": False}  # optimised, but with the emitters that compile faster
 
 
 def run_once(fn: Callable, *args: Any) -> Any:

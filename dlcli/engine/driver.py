@@ -23,7 +23,7 @@ import numpy as np
 
 from dlcli.assemble import Predictor
 from dlcli.data.feed import Feed
-from dlcli.engine.compilation import QUICK
+from dlcli.engine.compilation import QUICK, SHORT
 from dlcli.engine.program import Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
 from dlcli.train.batches import Plan, epoch_indices, fed_plan, make_plan
@@ -35,10 +35,12 @@ LARGE_EPOCH_ROWS = 4  # rows (chunks) of a larger epoch, so that progress moves 
 ROW_BUDGET = 1 << 20  # gather indices one call may carry
 MAX_ROWS = 64
 CALL_SECONDS = 0.25
-# Below this much training arithmetic, compile fast rather than optimise. Kept low on purpose: without
-# backend optimisation a deep narrow MLP ran its epochs several times slower (compare-deep-mlp), so only
-# runs whose whole training is trivial (mlp-xor, iris-mlp) qualify.
-QUICK_COMPILE_FLOPS = 1e8
+# How a training program is compiled, by the whole run's arithmetic (XLA's estimate, in flops): below the
+# first bound compile fast rather than optimise (trivial runs: mlp-xor, iris-mlp; kept low on purpose,
+# since without backend optimisation a deep narrow MLP ran its epochs several times slower); below the
+# second, optimise but with XLA:CPU's classic emitters, quicker to compile (digits-mlp: 1.5 s -> 0.6 s)
+# and as fast to run on small layers; above, the fusion emitters, which ran the HIGGS MLP 1.4x faster.
+COMPILE_TIERS = ((1e8, "quick start", QUICK), (1e11, "short run", SHORT), (math.inf, "speed", None))
 
 
 @dataclass
@@ -136,7 +138,7 @@ class Engine:
         self.spec = EpochSpec(self.built.task, self.built.loss_fn, self.built.eval_graph, setup.wanted,
                               setup.stopping, setup.schedule)
         self.program = make_block_fn(step, self.spec, len(seeds), fed=feed is not None)
-        self._compiled, self.compile_seconds, self.quick_compile = None, 0.0, False
+        self._compiled, self.compile_seconds, self.compiled_for = None, 0.0, ""
         self.first_call_done: float | None = None  # time.time() when the first call returned
         self.predictor = Predictor(self.built.eval_graph)
         self.val = (setup.device_inputs("val"), placement.put_replicated(data.splits["val"][1])) \
@@ -214,15 +216,15 @@ class Engine:
         """The training program compiled ahead of the first call (or loaded from the cache), timed on its own,
         so that no epoch's time includes compiling.
 
-        A run whose whole training is trivial arithmetic (:data:`QUICK_COMPILE_FLOPS`) is compiled with
-        XLA's backend optimisations off: they cost more compile time than they could save (measured on a
-        loaded machine: mlp-xor 3.2 s -> 1.2 s of compiling, 0.08 s -> 0.07 s of training).
+        The options follow the run's arithmetic (:data:`COMPILE_TIERS`): optimising a trivial run costs
+        more compile time than it could save.
         """
         if self._compiled is None:
             tick = time.perf_counter()
             lowered = self.program.lower(*args)
-            self.quick_compile = self.training_flops(lowered) < QUICK_COMPILE_FLOPS
-            self._compiled = lowered.compile(QUICK if self.quick_compile else None)
+            flops = self.training_flops(lowered)
+            _, self.compiled_for, options = next(tier for tier in COMPILE_TIERS if flops < tier[0])
+            self._compiled = lowered.compile(options)
             self.compile_seconds = time.perf_counter() - tick
         return self._compiled
 

@@ -293,7 +293,7 @@ def finish(run_dir: Path, setup: Setup, carry: Carry, progress: Progress, ended:
         "samples_per_s": examples / progress.train_seconds if progress.train_seconds else 0.0,
         "epochs_per_call": engine.layout.rows_per_call if engine.layout.rows_per_epoch == 1 else 0,
         "compile_s": engine.compile_seconds,  # the training program's, compiled or loaded from the cache
-        "compiled_for": "quick start" if engine.quick_compile else "speed",
+        "compiled_for": engine.compiled_for,
         "compilations": setup.compilations.since(),
         "first_step_s": engine.first_call_done - process_started() if engine.first_call_done else None,
         **environment(),
