@@ -14,7 +14,9 @@ import numpy as np
 import pyarrow as pa
 
 from dlcli.data.preprocess import Preprocessing, numeric_column
+from dlcli.data.tables import is_number
 from dlcli.errors import DlcliError
+from dlcli.tasks import task_named
 
 Rows = slice | np.ndarray  # the rows of a row group to keep: all of them, or their indices
 
@@ -61,6 +63,18 @@ def features_into(out: np.ndarray, table: pa.Table, pre: Preprocessing, rows: Ro
 def target_values(table: pa.Table, target: str, rows: Rows) -> np.ndarray:
     """The raw targets of ``rows`` (numbers, booleans or text), before encoding."""
     return table.column(target).to_numpy(zero_copy_only=False)[rows]
+
+
+def encoded_targets(pre: Preprocessing, values: np.ndarray, where: str) -> np.ndarray:
+    """:meth:`Preprocessing.encode_target`, by binary search when the classes are numbers (no sort per row group)."""
+    if not task_named(pre.task).classifies or values.dtype.kind not in "iuf" or not pre.label_index:
+        return pre.encode_target(values, where)
+    keys = sorted(pre.label_index, key=lambda k: float(k) if is_number(k) else np.inf)
+    numbers = np.array([float(k) if is_number(k) else np.nan for k in keys])
+    at = np.minimum(np.searchsorted(numbers, values), len(keys) - 1)
+    if not (numbers[at] == values).all():  # a label not seen in training: encode_target says which
+        return pre.encode_target(values, where)
+    return np.array([pre.label_index[k] for k in keys], np.int32)[at]
 
 
 def _missing(where: str, name: str, count: int, first: int) -> DlcliError:

@@ -21,7 +21,7 @@ two windows and a chunk of memory, whatever the data set's size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from dlcli.data.columns import check_complete, features_into, target_values
+from dlcli.data.columns import check_complete, encoded_targets, features_into, target_values
 from dlcli.data.feed import Chunk, chunks_per_epoch
 from dlcli.data.fit_pass import FitSums, combine_fit_sums, fitted_preprocessing
 from dlcli.data.prefetch import Background
@@ -40,10 +40,13 @@ from dlcli.tasks import task_named
 
 __all__ = ["ParquetFeed"]
 
+WINDOWS_ALIVE = 2  # the window being consumed and the one being read: double buffering
+
 
 class Window(NamedTuple):
-    x: np.ndarray  # (rows, F) float32, in the window's shuffled order, standardised
+    x: np.ndarray  # (rows, F) float32 in reading order, standardised
     y: np.ndarray  # (rows,) encoded targets
+    order: np.ndarray  # (rows,) the window's shuffle: row ``order[i]`` comes i-th
 
 
 class EpochPlan(NamedTuple):
@@ -170,57 +173,64 @@ class ParquetFeed:
         return EpochPlan(windows, np.concatenate([[0], np.cumsum(sizes)]))
 
     def chunks(self, epoch: int, start: int, rows: int) -> Iterator[Chunk]:
-        plan, total = self.plan(epoch), chunks_per_epoch(self, rows)
-        n = self.local_examples
+        plan, n = self.plan(epoch), self.local_examples
         first = int(np.searchsorted(plan.starts, min(start * rows, n - 1), side="right")) - 1
-        reader = Background(self._windows(epoch, plan, first))
+        reader = Background(self._windows(epoch, plan, first), alive=WINDOWS_ALIVE)
         self._readers.add(reader)
         try:
             w, window = first, next(reader)
-            for c in range(start, total):
-                xs, ys, at, end = [], [], c * rows, (c + 1) * rows
-                while at < end:
+            for c in range(start, chunks_per_epoch(self, rows)):
+                x = np.empty((rows, window.x.shape[1]), np.float32)
+                y = np.empty(rows, window.y.dtype)
+                done = 0
+                while done < rows:
+                    at = c * rows + done
                     if at >= n:  # padding: rows of the last window, cyclically, at weight 0
-                        idx = (np.arange(at, end) - n) % len(window.x)
-                        xs.append(window.x[idx])
-                        ys.append(window.y[idx])
-                        break
-                    if at >= plan.starts[w + 1]:
-                        window = None  # its slot lets the thread read the window after next
-                        w, window = w + 1, next(reader)
-                    stop = min(end, int(plan.starts[w + 1]))
-                    xs.append(window.x[at - plan.starts[w]:stop - plan.starts[w]])
-                    ys.append(window.y[at - plan.starts[w]:stop - plan.starts[w]])
-                    at = stop
-                yield Chunk(np.concatenate(xs), np.concatenate(ys),
-                            (np.arange(c * rows, end) < n).astype(np.float32))
+                        take = window.order[(np.arange(at, (c + 1) * rows) - n) % len(window.order)]
+                    else:
+                        if at >= plan.starts[w + 1]:
+                            window = None  # its slot (and buffer) go to the window after next
+                            w, window = w + 1, next(reader)
+                        begin = at - int(plan.starts[w])
+                        take = window.order[begin:begin + min(rows - done, int(plan.starts[w + 1]) - at)]
+                    # copies, so that no chunk shares memory with a window buffer the thread will refill
+                    np.take(window.x, take, axis=0, out=x[done:done + len(take)], mode="clip")
+                    np.take(window.y, take, out=y[done:done + len(take)], mode="clip")
+                    done += len(take)
+                yield Chunk(x, y, (np.arange(c * rows, (c + 1) * rows) < n).astype(np.float32))
         finally:
             reader.close()
             self._readers.discard(reader)
 
-    def _windows(self, epoch: int, plan: EpochPlan, first: int) -> Iterator[Window]:
-        pre = self._fitted()
-        for w in range(first, len(plan.windows)):
-            size = int(plan.starts[w + 1] - plan.starts[w])
-            place = np.random.default_rng([self.seed, epoch, self.process, w + 1]).permutation(size)
-            x = np.empty((size, len(pre.input_columns)), np.float32)
-            y = np.empty(size, np.int32 if task_named(pre.task).classifies else np.float32)
-            at = 0
-            for i in plan.windows[w]:
-                unit = self.units[i]
-                table = self._read(unit)
-                rows, count = self._train_rows(unit), int(self.train_counts[i])
-                into = place[at:at + count]  # the window's shuffle, applied as the rows are written
-                x[into] = self._features(table, pre, rows, count, unit)
-                y[into] = pre.encode_target(target_values(table, self.target, rows), self._where(unit))
-                at += count
-            yield Window(x, y)
+    def _windows(self, epoch: int, plan: EpochPlan, first: int) -> Generator[Window, None, None]:
+        """Windows ``first, first + 1, ...`` of ``plan``, each filled in reading order into one of two buffers.
 
-    def _features(self, table: pa.Table, pre: Preprocessing, rows: np.ndarray | slice, count: int,
-                  unit: Unit) -> np.ndarray:
-        x = np.empty((count, len(pre.input_columns)), np.float32)
-        features_into(x, table, pre, rows, self._where(unit), check=False)
-        return x
+        The buffers are reused (fresh memory for every window cost page faults
+        worth a fifth of the epoch); :class:`Background` lets this generator
+        fill one only after the consumer has moved past the window it held.
+        """
+        pre = self._fitted()
+        sizes = np.diff(plan.starts)
+        width, classifies = len(pre.input_columns), task_named(pre.task).classifies
+        buffers = [Window(np.empty((int(sizes.max()), width), np.float32),
+                          np.empty(int(sizes.max()), np.int32 if classifies else np.float32), np.empty(0))
+                   for _ in range(WINDOWS_ALIVE)]
+        units = [self.units[i] for w in range(first, len(plan.windows)) for i in plan.windows[w]]
+        tables = Background(self._read(unit) for unit in units)  # the next row group is read while this one converts
+        try:
+            for w in range(first, len(plan.windows)):
+                x, y, _ = buffers[(w - first) % WINDOWS_ALIVE]
+                at = 0
+                for i in plan.windows[w]:
+                    unit, count, table = self.units[i], int(self.train_counts[i]), next(tables)
+                    rows = self._train_rows(unit)
+                    features_into(x[at:at + count], table, pre, rows, self._where(unit), check=False)
+                    y[at:at + count] = encoded_targets(pre, target_values(table, self.target, rows), self._where(unit))
+                    at += count
+                order = np.random.default_rng([self.seed, epoch, self.process, w + 1]).permutation(int(sizes[w]))
+                yield Window(x[:at], y[:at], order)
+        finally:
+            tables.close()
 
     def _train_rows(self, unit: Unit) -> np.ndarray | slice:
         if not self.fractions:
