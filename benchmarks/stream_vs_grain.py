@@ -3,7 +3,9 @@
 Both deliver one epoch of shuffled, standardised float32 chunks of 8,192 x 28
 (and their labels) from Parquet parts with row groups of about 100k rows, on
 the same machine; each loader runs in a process of its own so that its peak
-resident memory (``ru_maxrss``) is its own. The job is dlcli's: row groups
+resident memory (``ru_maxrss``) is its own. On a shared machine the CPU
+seconds a loader spends per million rows (all its threads) is the steadier
+figure; rows/s follows what the other processes leave. The job is dlcli's: row groups
 permuted per epoch, rows shuffled within windows of ``--buffer`` rows.
 
   dlcli  :class:`dlcli.data.stream.ParquetFeed` (fit pass timed apart, then one epoch);
@@ -56,23 +58,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_dlcli(paths: list[Path], buffer: int, limit: int) -> dict:
+def run_dlcli(paths: list[Path], buffer: int, limit: int, repeats: int, validation_split: float = 0.0) -> dict:
     from dlcli.data.stream import ParquetFeed
 
-    feed = ParquetFeed(paths, features=FEATURES, target="label", seed=0, shuffle_buffer=buffer)
+    feed = ParquetFeed(paths, features=FEATURES, target="label", seed=0, shuffle_buffer=buffer,
+                       validation_split=validation_split)
     began = time.perf_counter()
     feed.fit(feed.fit_sums(), standardize=True)
-    fit_s = time.perf_counter() - began
-    began, rows = time.perf_counter(), 0
-    for chunk in feed.chunks(1, 0, CHUNK):
-        rows += int(chunk.w.sum())
-    epoch_s = time.perf_counter() - began
+    fit_s, fit_rss = time.perf_counter() - began, peak_rss_mb()
+    result = _epochs("dlcli" + (f" (val {validation_split})" if validation_split else ""),
+                     lambda epoch: ((c.x, c.y) for c in feed.chunks(epoch, 0, CHUNK)), repeats)
     feed.close()
-    return {"loader": "dlcli", "rows": rows, "fit_s": fit_s, "epoch_s": epoch_s, "rows_per_s": rows / epoch_s,
-            "peak_rss_mb": peak_rss_mb()}
+    return {**result, "fit_s": round(fit_s, 2), "fit_peak_rss_mb": round(fit_rss)}
 
 
-def run_grain(paths: list[Path], buffer: int, limit: int) -> dict:
+def run_dlcli_held_out(paths: list[Path], buffer: int, limit: int, repeats: int) -> dict:
+    return run_dlcli(paths, buffer, limit, repeats, validation_split=0.2)
+
+
+def run_grain(paths: list[Path], buffer: int, limit: int, repeats: int) -> dict:
     """grain's own pipeline: records from ParquetIterDataset, window-shuffled, batched, then standardised."""
     import grain
     import grain.experimental as ge
@@ -89,10 +93,10 @@ def run_grain(paths: list[Path], buffer: int, limit: int) -> dict:
     dataset = ge.LimitIterDataset(dataset, count=limit) if limit else dataset
     dataset = ge.WindowShuffleIterDataset(dataset, window_size=buffer, seed=0).batch(CHUNK).map(to_chunk)
     dataset = ge.ThreadPrefetchIterDataset(dataset, prefetch_buffer_size=2)
-    return _epoch("grain", iter(dataset))
+    return _epochs("grain", lambda epoch: iter(dataset), 1)
 
 
-def run_grain_blocks(paths: list[Path], buffer: int, limit: int) -> dict:
+def run_grain_blocks(paths: list[Path], buffer: int, limit: int, repeats: int) -> dict:
     """grain as a thread pool over row groups (shuffled), each read whole; rows shuffled within a row group only."""
     import grain
     import grain.experimental as ge
@@ -113,16 +117,21 @@ def run_grain_blocks(paths: list[Path], buffer: int, limit: int) -> dict:
 
     dataset = grain.MapDataset.source(units).shuffle(seed=0).map(read).to_iter_dataset(
         grain.ReadOptions(num_threads=2, prefetch_buffer_size=2))
-    return _epoch("grain-blocks", iter(ge.RebatchIterDataset(dataset, batch_size=CHUNK)))
+    return _epochs("grain-blocks", lambda epoch: iter(ge.RebatchIterDataset(dataset, batch_size=CHUNK)), repeats)
 
 
-def _epoch(loader: str, batches) -> dict:
-    began, rows = time.perf_counter(), 0
-    for x, y in batches:
-        rows += len(x)
-    epoch_s = time.perf_counter() - began
-    return {"loader": loader, "rows": rows, "epoch_s": epoch_s, "rows_per_s": rows / epoch_s,
-            "peak_rss_mb": peak_rss_mb()}
+def _epochs(loader: str, batches, repeats: int) -> dict:
+    """Rows/s of ``repeats`` epochs of ``batches(epoch)``: each, and their median."""
+    rates, cpu = [], []
+    for epoch in range(1, repeats + 1):
+        began, began_cpu, rows = time.perf_counter(), time.process_time(), 0
+        for x, y in batches(epoch):
+            rows += len(x)
+        rates.append(rows / (time.perf_counter() - began))
+        cpu.append((time.process_time() - began_cpu) / rows * 1e6)
+    return {"loader": loader, "rows": rows, "median_rows_per_s": round(float(np.median(rates))),
+            "epochs_rows_per_s": [round(r) for r in rates],
+            "cpu_s_per_million_rows": round(float(np.median(cpu)), 3), "peak_rss_mb": round(peak_rss_mb())}
 
 
 def main() -> None:
@@ -131,21 +140,22 @@ def main() -> None:
     parser.add_argument("--buffer", type=int, default=1 << 20)
     parser.add_argument("--folder", type=Path, default=Path("/tmp/higgs-stream"))
     parser.add_argument("--only", choices=list(LOADERS))
-    parser.add_argument("--grain-rows", type=int, default=1_000_000,
+    parser.add_argument("--repeats", type=int, default=3, help="epochs per loader (grain's record pipeline: 1)")
+    parser.add_argument("--grain-rows", type=int, default=200_000,
                         help="rows grain's record-by-record pipeline reads (0: all); its rate is per row")
     args = parser.parse_args()
     paths = generate(args.folder, args.rows)
     if args.only:
-        print(json.dumps(LOADERS[args.only](paths, args.buffer, args.grain_rows)))
+        print(json.dumps(LOADERS[args.only](paths, args.buffer, args.grain_rows, args.repeats)))
         return
     for loader in LOADERS:
         out = subprocess.run([sys.executable, __file__, "--rows", str(args.rows), "--buffer", str(args.buffer),
-                              "--folder", str(args.folder), "--grain-rows", str(args.grain_rows), "--only", loader],
+                              "--folder", str(args.folder), "--grain-rows", str(args.grain_rows), "--repeats", str(args.repeats), "--only", loader],
                              capture_output=True, text=True)
         print(out.stdout.strip() or out.stderr[-2000:])
 
 
-LOADERS = {"dlcli": run_dlcli, "grain": run_grain, "grain-blocks": run_grain_blocks}
+LOADERS = {"dlcli": run_dlcli, "dlcli-val": run_dlcli_held_out, "grain-blocks": run_grain_blocks, "grain": run_grain}
 
 if __name__ == "__main__":
     main()

@@ -189,4 +189,4 @@ def test_close_stops_the_background_reader_promptly(parts):
 
 
 def reading_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "dlcli-prefetch" and t.is_alive()]
+    return [t for t in threading.enumerate() if t.name.startswith(("dlcli-prefetch", "dlcli-read")) and t.is_alive()]

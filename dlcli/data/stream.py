@@ -21,7 +21,10 @@ two windows and a chunk of memory, whatever the data set's size.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -41,6 +44,7 @@ from dlcli.tasks import task_named
 __all__ = ["ParquetFeed"]
 
 WINDOWS_ALIVE = 2  # the window being consumed and the one being read: double buffering
+READERS, READ_AHEAD = 2, 3  # row groups read at once (one thread each), and read before they are needed
 
 
 class Window(NamedTuple):
@@ -216,13 +220,15 @@ class ParquetFeed:
                           np.empty(int(sizes.max()), np.int32 if classifies else np.float32), np.empty(0))
                    for _ in range(WINDOWS_ALIVE)]
         units = [self.units[i] for w in range(first, len(plan.windows)) for i in plan.windows[w]]
-        tables = Background(self._read(unit) for unit in units)  # the next row group is read while this one converts
+        pool, upcoming = ThreadPoolExecutor(READERS, thread_name_prefix="dlcli-read"), iter(units)
+        reads = deque(pool.submit(self._read, unit) for unit in islice(upcoming, READ_AHEAD))
         try:
             for w in range(first, len(plan.windows)):
                 x, y, _ = buffers[(w - first) % WINDOWS_ALIVE]
                 at = 0
                 for i in plan.windows[w]:
-                    unit, count, table = self.units[i], int(self.train_counts[i]), next(tables)
+                    unit, count, table = self.units[i], int(self.train_counts[i]), reads.popleft().result()
+                    reads.extend(pool.submit(self._read, unit) for unit in islice(upcoming, 1))
                     rows = self._train_rows(unit)
                     features_into(x[at:at + count], table, pre, rows, self._where(unit), check=False)
                     y[at:at + count] = encoded_targets(pre, target_values(table, self.target, rows), self._where(unit))
@@ -230,7 +236,7 @@ class ParquetFeed:
                 order = np.random.default_rng([self.seed, epoch, self.process, w + 1]).permutation(int(sizes[w]))
                 yield Window(x[:at], y[:at], order)
         finally:
-            tables.close()
+            pool.shutdown(wait=True, cancel_futures=True)  # waits for at most READERS row groups
 
     def _train_rows(self, unit: Unit) -> np.ndarray | slice:
         if not self.fractions:
