@@ -150,7 +150,8 @@ def main() -> None:
         return
     for loader in LOADERS:
         out = subprocess.run([sys.executable, __file__, "--rows", str(args.rows), "--buffer", str(args.buffer),
-                              "--folder", str(args.folder), "--grain-rows", str(args.grain_rows), "--repeats", str(args.repeats), "--only", loader],
+                              "--folder", str(args.folder), "--grain-rows", str(args.grain_rows),
+                              "--repeats", str(args.repeats), "--only", loader],
                              capture_output=True, text=True)
         print(out.stdout.strip() or out.stderr[-2000:])
 

@@ -123,10 +123,12 @@ def test_process_shares_are_disjoint_and_cover_the_data_set(parts):
     whole = fitted(parts)
     shares = [fitted(parts, process=p, processes=3) for p in range(3)]
     units = [{(u.path, u.row_group) for u in share.units} for share in shares]
-    assert sum(map(len, units)) == len(whole.units) and set().union(*units) == {(u.path, u.row_group) for u in whole.units}
+    everything = {(u.path, u.row_group) for u in whole.units}
+    assert sum(map(len, units)) == len(whole.units) and set().union(*units) == everything
     for split in ("train", "val", "test"):
         ids = [row for share in shares for row in share.split_table(split).column("row").to_pylist()]
-        assert sorted(ids) == sorted(whole.split_table(split).column("row").to_pylist())  # a row's split: seed and place
+        # a row's split depends on the seed and its place, not on the number of processes
+        assert sorted(ids) == sorted(whole.split_table(split).column("row").to_pylist())
     assert all(share.largest_share == max(s.local_examples for s in shares) for share in shares)
     assert all(share.examples == whole.local_examples for share in shares)
     counts = [len(epoch(share, 1)) for share in shares]
@@ -137,8 +139,8 @@ def test_held_out_rows_are_model_ready_arrays(parts):
     feed = fitted(parts, standardize=True)
     held = feed.held_out()
     assert set(held) == {"val", "test"}
-    total = sum(u.rows for u in feed.units)
-    assert abs(len(held["val"][0]) - 0.2 * total) < len(feed.units) and abs(len(held["test"][0]) - 0.1 * total) < len(feed.units)
+    total, rounding = sum(u.rows for u in feed.units), len(feed.units)  # counts are rounded per row group
+    assert abs(len(held["val"][0]) - 0.2 * total) < rounding and abs(len(held["test"][0]) - 0.1 * total) < rounding
     x, y = held["val"]
     assert x.dtype == np.float32 and x.shape[1] == len(FEATURES) and y.dtype == np.int32
     assert set(np.unique(y)) <= {0, 1}

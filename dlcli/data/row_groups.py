@@ -10,7 +10,6 @@ without reading a single row.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,9 +66,9 @@ class Parts:
         for path, footer in self.footers.items():
             missing = [c for c in columns if c not in footer.schema.names]
             if missing:
+                names = footer.schema.names
                 raise DlcliError(f"data part '{path}' has no column(s) {', '.join(map(repr, missing))} (it has "
-                                 f"{', '.join(footer.schema.names[:12])}{', ...' if len(footer.schema.names) > 12 else ''}"
-                                 "). Every part of a data set must hold the same columns: rewrite that part, or "
+                                 f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''}). Every part of a data set must hold the same columns: rewrite that part, or "
                                  "remove it from the data set.")
 
     def read(self, unit: Unit, columns: Sequence[str]) -> pa.Table:
@@ -130,6 +129,3 @@ def split_codes(unit: Unit, seed: int, fractions: dict[str, float]) -> np.ndarra
 def largest_share(units: Sequence[Unit], processes: int, fractions: dict[str, float]) -> int:
     return max(sum(train_rows(u, fractions) for u in process_units(units, p, processes)) for p in range(processes))
 
-
-def mean_unit_rows(units: Sequence[Unit]) -> int:
-    return max(1, math.ceil(sum(u.rows for u in units) / max(1, len(units))))
