@@ -32,6 +32,8 @@ def write_parts(folder: Path, part_rows=PART_ROWS, seed: int = 0) -> list[Path]:
             "b": rng.normal(-1e3, 50.0, rows),
             "count": rng.integers(0, 9, rows),
             "label": rng.choice(np.array(["signal", "background"]), rows),
+            "flag": rng.integers(0, 2, rows).astype(np.float32) * 2 + 1,  # labels 1.0 and 3.0
+            "energy": rng.gamma(2.0, 10.0, rows),
         })
         paths.append(folder / f"part-{i:05d}.parquet")
         pq.write_table(table, paths[-1], row_group_size=40)
@@ -117,6 +119,16 @@ def test_statistics_equal_the_in_memory_fit_and_combine_across_processes(parts):
         np.testing.assert_allclose(pre.mean, mean, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(pre.std, std, rtol=1e-12)
         assert pre.classes == classes
+
+
+@pytest.mark.parametrize("target, task", [("flag", "classification"), ("energy", "regression")])
+def test_targets_reach_the_chunks_encoded_as_in_memory(parts, target, task):
+    feed = fitted(parts, target=target)
+    assert feed.preprocessing.task == task
+    raw = pq.read_table(parts)  # the parts in order: row i is the i-th row read
+    expected = feed.preprocessing.encode_target(raw.column(target).to_numpy(), "all")
+    for chunk in epoch(feed, 1):
+        np.testing.assert_array_equal(chunk.y, expected[chunk.x[:, 0].astype(int)])
 
 
 def test_process_shares_are_disjoint_and_cover_the_data_set(parts):
