@@ -59,7 +59,7 @@ def epoch(feed: ParquetFeed, number: int, start: int = 0, rows: int = 64) -> lis
 
 
 def train_ids(feed: ParquetFeed) -> list[int]:
-    return sorted(feed.split_table("train").column("row").to_numpy().astype(int).tolist())
+    return sorted(feed.split_tables("train")["train"].column("row").to_numpy().astype(int).tolist())
 
 
 def test_every_training_row_is_served_once_per_epoch_and_padding_weighs_nothing(parts):
@@ -102,7 +102,7 @@ def test_rows_are_shuffled_across_row_groups_within_a_window(parts):
 
 def test_statistics_equal_the_in_memory_fit_and_combine_across_processes(parts):
     whole = fitted(parts, standardize=True, offsets={"b": 1000.0}, scales={"b": 0.1})
-    train = whole.split_table("train")
+    train = whole.split_tables("train")["train"]
     raw = whole.raw
     mean, std = feature_statistics(raw.table_features(train, "train"))
     np.testing.assert_allclose(whole.preprocessing.mean, mean, rtol=1e-12, atol=1e-12)
@@ -138,9 +138,9 @@ def test_process_shares_are_disjoint_and_cover_the_data_set(parts):
     everything = {(u.path, u.row_group) for u in whole.units}
     assert sum(map(len, units)) == len(whole.units) and set().union(*units) == everything
     for split in ("train", "val", "test"):
-        ids = [row for share in shares for row in share.split_table(split).column("row").to_pylist()]
+        ids = [row for share in shares for row in share.split_tables(split)[split].column("row").to_pylist()]
         # a row's split depends on the seed and its place, not on the number of processes
-        assert sorted(ids) == sorted(whole.split_table(split).column("row").to_pylist())
+        assert sorted(ids) == sorted(whole.split_tables(split)[split].column("row").to_pylist())
     assert all(share.largest_share == max(s.local_examples for s in shares) for share in shares)
     assert all(share.examples == whole.local_examples for share in shares)
     counts = [len(epoch(share, 1)) for share in shares]
@@ -157,6 +157,11 @@ def test_held_out_rows_are_model_ready_arrays(parts):
     assert x.dtype == np.float32 and x.shape[1] == len(FEATURES) and y.dtype == np.int32
     assert set(np.unique(y)) <= {0, 1}
     assert feed.local_examples + sum(len(v[0]) for v in held.values()) == total
+    resumed = ParquetFeed(parts, features=FEATURES, target="label", seed=7, validation_split=0.2, test_split=0.1,
+                          preprocessing=feed.preprocessing)  # no fit pass: the rows are read again, the same
+    for split, (x, y) in resumed.held_out().items():
+        np.testing.assert_array_equal(x, held[split][0])
+        np.testing.assert_array_equal(y, held[split][1])
 
 
 def test_a_missing_value_names_the_column_and_the_part(tmp_path):

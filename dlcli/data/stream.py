@@ -106,17 +106,21 @@ class ParquetFeed:
                             f"({len(self.parts.units)} row groups); each epoch permutes row groups and shuffles rows "
                             f"within windows of at least {shuffle_buffer:,} rows, read ahead on a thread")
         self._readers: set[Background] = set()
+        self._held_out: dict[str, pa.Table] | None = None  # raw held-out rows, kept by the fit pass
 
     # -- the fit pass ----------------------------------------------------
     def fit_sums(self) -> FitSums:
         """One pass over this process's training rows: their :class:`FitSums`, and every value checked."""
         total = FitSums.empty(len(self.raw.input_columns))
+        held_out: dict[str, list[pa.Table]] = {split: [] for split in self.fractions}
         reader = Background((unit, self._read(unit)) for unit in self.units)  # the next read overlaps this sum
         try:
             for unit, table in reader:
                 total = combine_fit_sums([total, self._unit_sums(unit, table)])
+                self._keep_rows(unit, table, held_out)
         finally:
             reader.close()
+        self._held_out = {split: pa.concat_tables(tables) for split, tables in held_out.items()}
         return total
 
     def _unit_sums(self, unit: Unit, table: pa.Table) -> FitSums:
@@ -139,26 +143,32 @@ class ParquetFeed:
         return self.preprocessing
 
     # -- held-out rows ---------------------------------------------------
-    def split_table(self, split: str) -> pa.Table:
-        """The raw rows of ``split`` ("train", "val" or "test") in this process's share, in row-group order."""
-        code, pieces = SPLIT_CODES[split], []
+    def split_tables(self, *splits: str) -> dict[str, pa.Table]:
+        """The raw rows of each of ``splits`` ("train", "val", "test") in this process's share, in row-group order."""
+        pieces: dict[str, list[pa.Table]] = {split: [] for split in splits}
         for unit in self.units:
             table = self._read(unit)
-            rows = np.flatnonzero(split_codes(unit, self.seed, self.fractions) == code)
             check_complete(table, [*self.raw.input_columns, self.target], self._where(unit))
-            pieces.append(table.take(pa.array(rows)))
-        return pa.concat_tables(pieces)
+            self._keep_rows(unit, table, pieces)
+        return {split: pa.concat_tables(tables) for split, tables in pieces.items()}
+
+    def _keep_rows(self, unit: Unit, table: pa.Table, pieces: dict[str, list[pa.Table]]) -> None:
+        codes = split_codes(unit, self.seed, self.fractions)
+        for split, tables in pieces.items():
+            tables.append(table.take(pa.array(np.flatnonzero(codes == SPLIT_CODES[split]))))
 
     def held_out(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """This process's validation and test rows as model-ready (x, y) arrays: small, so kept in memory."""
+        """This process's validation and test rows as model-ready (x, y) arrays: small, so kept in memory.
+
+        The fit pass keeps their raw rows as it goes, so that a run reads its
+        data once before the first epoch; without one (a resumed run) they are read here.
+        """
         pre = self._fitted()
-        out = {}
-        for split in self.fractions:
-            table = self.split_table(split)
-            if table.num_rows:
-                out[split] = (pre.table_features(table, f"{split} split"),
-                              pre.encode_target(target_values(table, self.target, slice(None)), f"{split} split"))
-        return out
+        tables = self._held_out or self.split_tables(*self.fractions)
+        self._held_out = None
+        return {split: (pre.table_features(table, f"{split} split"),
+                        pre.encode_target(target_values(table, self.target, slice(None)), f"{split} split"))
+                for split, table in tables.items() if table.num_rows}
 
     # -- epochs ----------------------------------------------------------
     def plan(self, epoch: int) -> EpochPlan:
@@ -177,6 +187,7 @@ class ParquetFeed:
         return EpochPlan(windows, np.concatenate([[0], np.cumsum(sizes)]))
 
     def chunks(self, epoch: int, start: int, rows: int) -> Iterator[Chunk]:
+        """Chunks ``start, start + 1, ...`` of ``epoch``; reading starts at the window that holds chunk ``start``."""
         plan, n = self.plan(epoch), self.local_examples
         first = int(np.searchsorted(plan.starts, min(start * rows, n - 1), side="right")) - 1
         reader = Background(self._windows(epoch, plan, first), alive=WINDOWS_ALIVE)
