@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,7 @@ class Prepared:
     labels: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # per split, when x is also y
     # The training rows when they are fed chunk by chunk (streamed, or this process's share), not in splits.
     feed: Feed | None = None
+    reading: Any = None  # dlcli.data.large.Reading: how a Parquet data set is held (memory, stream, shares)
 
     @property
     def train_examples(self) -> int:

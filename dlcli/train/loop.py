@@ -147,6 +147,8 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, progress: Prog
     write_text(run_dir / "metrics.jsonl", "".join(json_line(r) for r in progress.history))  # drop unsaved epochs
     if carry_from is not None:
         reporter.note(f"resuming {run_dir} at {progress.position}")
+    if setup.data.reading is not None:
+        reporter.note(setup.data.reading.line())
     reporter.start(recipe.name, recipe.train.epochs, engine.layout.plan.steps, engine.examples, str(run_dir))
     reporter.advance(progress.chunk * engine.layout.plan.steps_per_chunk)
     last_save = time.perf_counter()
@@ -296,6 +298,7 @@ def finish(run_dir: Path, setup: Setup, carry: Carry, progress: Progress, ended:
         "compiled_for": engine.compiled_for,
         "compilations": setup.compilations.since(),
         "first_step_s": engine.first_call_done - process_started() if engine.first_call_done else None,
+        **({"data": setup.data.reading.record()} if setup.data.reading is not None else {}),
         **environment(),
     }
     write_json(run_dir / "summary.json", summary)

@@ -111,3 +111,17 @@ def sum_over_processes(tree: Any) -> Any:
     from jax.experimental.multihost_utils import process_allgather
 
     return jax.tree.map(lambda leaf: np.asarray(process_allgather(np.asarray(leaf))).sum(0), tree)
+
+
+def gather_texts(text: str) -> list[str]:
+    """Every process's ``text``, in process order (one item in a single process)."""
+    if jax.process_count() == 1:
+        return [text]
+    from jax.experimental.multihost_utils import process_allgather
+
+    data = np.frombuffer(text.encode(), np.uint8)
+    counts = np.asarray(process_allgather(np.array([len(data)], np.int64))).reshape(-1)
+    padded = np.zeros(int(counts.max()), np.uint8)
+    padded[:len(data)] = data
+    parts = np.asarray(process_allgather(padded))
+    return [bytes(parts[p][:count]).decode() for p, count in enumerate(counts)]

@@ -1,0 +1,116 @@
+"""Large data sets: whether the training rows are held in memory or streamed, and each process's share.
+
+A Parquet data set that fits the memory budget is read whole into one
+float32 matrix and trained from the devices (:func:`dlcli.data.load_data`).
+One that does not is streamed (:class:`dlcli.data.stream.ParquetFeed`):
+preprocessing is fitted in a first pass, the held-out rows are kept in
+memory, and the training rows are read again every epoch, a window at a time.
+
+In a run of several processes every process reads only its own row groups,
+streamed or held in memory as its share (:class:`dlcli.data.feed.ArrayFeed`);
+the fit pass's sums are combined across processes, so that every process
+fits the same preprocessing, and the held-out rows are gathered, so that
+every process validates on the same rows.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from dlcli.data.dataset import DataFiles
+from dlcli.data.feed import ArrayFeed
+from dlcli.data.splits import Prepared
+from dlcli.errors import DlcliError
+from dlcli.recipe import DataConfig
+
+GB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a run holds its data, as the console prints it and summary.json records it."""
+
+    stream: bool
+    data_gb: float  # the whole data set as float32 (features and target)
+    budget_gb: float
+    processes: int
+    why: str
+
+    def line(self) -> str:
+        how = "streamed from disk" if self.stream else "held in memory"
+        share = f", each of {self.processes} processes reading its share" if self.processes > 1 else ""
+        return f"data: {self.data_gb:.2f} GB as float32, {how}{share} ({self.why})"
+
+    def record(self) -> dict:
+        return asdict(self)
+
+
+def memory_budget_gb(config: DataConfig) -> tuple[float, str]:
+    """``data.memory_gb``, or half of this machine's memory."""
+    if config.memory_gb is not None:
+        return config.memory_gb, f"data.memory_gb = {config.memory_gb:g}"
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
+    except (OSError, ValueError, AttributeError):
+        total = 8.0
+    return total / 2, f"half of this machine's {total:.0f} GB; data.memory_gb sets it"
+
+
+def plan_reading(config: DataConfig, rows: int, columns: int, processes: int) -> Reading:
+    """Stream when ``data.stream`` says so, or ("auto") when a process's share would not fit the budget."""
+    budget, source = memory_budget_gb(config)
+    data_gb = rows * columns * 4 / GB
+    if config.stream == "auto":
+        stream = data_gb / processes > budget
+        why = f"data.stream = \"auto\", budget {budget:.1f} GB: {source}"
+    else:
+        stream = bool(config.stream)
+        why = f"data.stream = {str(stream).lower()}"
+    return Reading(stream, data_gb, budget, processes, why)
+
+
+def fed_data(config: DataConfig, seed: int, files: DataFiles, features: list[str], target: str,
+             task: str | None) -> Prepared | None:
+    """The data of a Parquet data set as a :class:`~dlcli.data.feed.Feed` and held-out arrays, when the
+    training rows must be streamed or shared among processes; None when one process holds them in memory."""
+    import jax
+
+    from dlcli.data.fit_pass import FitSums, combine_fit_sums
+    from dlcli.data.stream import ParquetFeed
+    from dlcli.train.sharding import gather_rows, gather_texts
+
+    processes, process = jax.process_count(), jax.process_index()
+    rows = sum(fragment.count_rows() for fragment in files.dataset.get_fragments()) if files.dataset else 0
+    reading = plan_reading(config, rows, len(features) + 1, processes)
+    if not reading.stream and processes == 1:
+        return None
+    for key in ("one_hot", "val_path", "test_path", "limit"):
+        if getattr(config, key):
+            raise DlcliError(f"data.{key} is not available when the data set is {'streamed' if reading.stream else 'shared among processes'} "
+                             f"({reading.why}): every process reads whole row groups of data.path, split by the seed. "
+                             f"Remove data.{key}{', or set data.stream = false' if reading.stream else ''}.")
+    if config.column_names and list(config.column_names) != files.dataset.schema.names:
+        raise DlcliError(f"data.column_names renames the columns of data.path, which a streamed or shared data set "
+                         f"reads by their own names ({', '.join(files.dataset.schema.names[:4])}, ...). Remove "
+                         "data.column_names and name data.target and data.features as the files do.")
+    feed = ParquetFeed(files.dataset, features=features, target=target, seed=seed,
+                       validation_split=config.validation_split, test_split=config.test_split,
+                       shuffle_buffer=config.shuffle_buffer, process=process, processes=processes,
+                       offsets=dict(config.offsets), scales=dict(config.scales), missing=config.missing)
+    sums = combine_fit_sums([FitSums.decode(text) for text in gather_texts(feed.fit_sums().encode())])
+    pre = feed.fit(sums, standardize=config.standardize, label_map=config.label_map, task=task)
+    splits = {name: (gather_rows(x), gather_rows(y)) for name, (x, y) in feed.held_out().items()}
+    if not splits:
+        raise DlcliError(f"data: a {'streamed' if reading.stream else 'shared'} data set is judged on held-out rows, "
+                         "and data.validation_split and data.test_split are both 0. Set data.validation_split "
+                         "(e.g. 0.1).")
+    if not reading.stream:  # this process's share, held in memory
+        train = feed.split_tables("train")["train"]
+        x = pre.table_features(train, "training split")
+        y = pre.encode_target(np.asarray(train.column(target)), "training split")
+        feed = ArrayFeed(x, y, seed, largest_share=feed.largest_share, examples=feed.examples, process=process,
+                         processes=processes)
+    return Prepared(splits, pre, feed=feed, reading=reading)
