@@ -147,10 +147,10 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, progress: Prog
     write_text(run_dir / "metrics.jsonl", "".join(json_line(r) for r in progress.history))  # drop unsaved epochs
     if carry_from is not None:
         reporter.note(f"resuming {run_dir} at {progress.position}")
-    if setup.data.reading is not None:
-        reporter.note(setup.data.reading.line())
     reporter.start(recipe.name, recipe.train.epochs, engine.layout.plan.steps, engine.examples, str(run_dir))
     reporter.advance(progress.chunk * engine.layout.plan.steps_per_chunk)
+    if setup.data.reading is not None:
+        reporter.note(setup.data.reading.line())
     last_save = time.perf_counter()
 
     with StopRequests() as stop, (run_dir / "metrics.jsonl").open("a") as metrics_file, \
