@@ -59,6 +59,18 @@ def test_penalty_strengths_share_one_program_and_each_equals_its_own_run(tmp_pat
     assert len(set(finals.values())) == 4  # the strengths do reach their members
 
 
+def test_dropout_rates_share_one_program_and_each_equals_its_own_run(tmp_path):
+    summary = run_compare(tmp_path, "--vary", "model.dropout=0.1,0.4", "--seeds", "1")
+    assert summary["compilations"]["train"] == 1 and len(summary["groups"]) == 1
+    together = histories(summary["run_dir"])
+    alone = train_recipe("moons-mlp", tmp_path / "alone", *SMALL[1::2], "model.dropout=0.4")
+    np.testing.assert_allclose([r["loss"] for r in together[("model.dropout=0.4", 0)]],
+                               [r["loss"] for r in alone.history], rtol=1e-5, atol=1e-6)
+    assert together[("model.dropout=0.1", 0)][-1]["loss"] != together[("model.dropout=0.4", 0)][-1]["loss"]
+    without = run_compare(tmp_path, "--vary", "model.dropout=0.0,0.2", "--seeds", "1")
+    assert len(without["groups"]) == 2  # no dropout means no Dropout layers: another program
+
+
 def test_shape_changing_keys_get_their_own_programs(tmp_path):
     summary = run_compare(tmp_path, "--vary", "train.batch_size=25,100", "--vary", "optimizer.learning_rate=0.01,0.1",
                           "--seeds", "1")

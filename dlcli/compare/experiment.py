@@ -63,6 +63,8 @@ def program_key(recipe: Recipe) -> str:
     if all(isinstance(strength, (int, float)) for strength in (train.l1, train.l2)):
         train = train.model_copy(update={"l1": 0.0, "l2": 0.0})  # carried in the state (TrainState.penalty)
     recipe = recipe.model_copy(update={"seed": 0, "train": train})
+    if carried_keep(recipe) is not None:  # a rate above 0 is carried in the state (TrainState.dropout)
+        recipe = recipe.model_copy(update={"model": recipe.model.model_copy(update={"dropout": 0.5})})
     if not injectable(recipe.optimizer):
         return to_toml(recipe)
     own = set(OPTIMIZERS.options(recipe.optimizer.kind))
@@ -157,6 +159,17 @@ def carried_strengths(recipe: Recipe) -> dict[str, Any] | None:
     return {"l1": np.float32(l1), "l2": np.float32(l2)}
 
 
+def carried_keep(recipe: Recipe) -> Any:
+    """A variant's dropout keep probability as data in its state, when its model drops units at all (a model
+    without dropout has no Dropout layers: another program)."""
+    import numpy as np
+
+    rate = recipe.model.settings().get("dropout")
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate < 1:
+        return None
+    return np.float32(1.0 - rate)
+
+
 def data_key(recipe: Recipe) -> str:
     """Recipes with equal keys load the same data (the seed draws the split)."""
     return recipe.data.model_dump_json() + str(recipe.seed)
@@ -186,7 +199,8 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
     states = [TrainState(models[seed].params, models[seed].rest,
                          run_once(optimizers[variant.label].init, models[seed].params), np.zeros((), np.int32),
                          jax.random.key(seed) if setup.augment is not None else None,
-                         carried_strengths(variant.loaded.recipe) if group.vmapped else None)
+                         carried_strengths(variant.loaded.recipe) if group.vmapped else None,
+                         carried_keep(variant.loaded.recipe) if group.vmapped else None)
               for variant, seed in members]
     engine = Engine(setups[0], [seed for _, seed in members], models[seeds[0]], per_epoch=watch is not None)
     progress = Progress(histories=[[] for _ in members])

@@ -17,7 +17,7 @@ from flax import nnx
 
 from dlcli.activations import ActivationSpec
 from dlcli.errors import DlcliError
-from dlcli.models.layers import Activation, Flatten, Sequential
+from dlcli.models.layers import Activation, Dropout, Flatten, Sequential
 
 
 class Conv2D(nnx.Module):
@@ -104,7 +104,7 @@ def conv_stack(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, blocks: 
     for size in dense:
         layers += [nnx.Linear(features, size, rngs=rngs), Activation(activation)]
         if dropout:
-            layers.append(nnx.Dropout(dropout, rngs=rngs))
+            layers.append(Dropout(dropout, rngs=rngs))
         features = size
     layers.append(nnx.Linear(features, out_dim, rngs=rngs))
     return Sequential(*layers)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from dlcli.activations import ActivationSpec, get_activation, split_spec
@@ -19,6 +24,42 @@ class Sequential(nnx.Module):
         for layer in self.layers:
             x = layer(x)
         return x
+
+
+# The keep probability of every Dropout layer while a train step runs for a member of a stack whose
+# members differ in their dropout rate (dlcli compare, dlcli tune): data, not a constant of the program.
+_carried_keep: contextvars.ContextVar = contextvars.ContextVar("carried_keep", default=None)
+
+
+@contextlib.contextmanager
+def carried_dropout(keep: jax.Array | None) -> Iterator[None]:
+    """Within this block, Dropout layers keep units with probability ``keep`` (None: their own rate)."""
+    token = _carried_keep.set(keep)
+    try:
+        yield
+    finally:
+        _carried_keep.reset(token)
+
+
+class Dropout(nnx.Dropout):
+    """``nnx.Dropout`` whose rate may come from the train state (see :func:`carried_dropout`).
+
+    With its own rate it is ``nnx.Dropout``; with a carried keep probability
+    it draws the same mask from the same key, so that a member of a stack
+    trains exactly as its own run would.
+    """
+
+    def __call__(self, inputs: jax.Array, *, deterministic: bool | None = None, rngs=None) -> jax.Array:
+        keep = _carried_keep.get()
+        deterministic = self.deterministic if deterministic is None else deterministic
+        if keep is None or deterministic:
+            return super().__call__(inputs, deterministic=deterministic, rngs=rngs)
+        key = (rngs or self.rngs)()
+        shape = list(inputs.shape)
+        for dim in self.broadcast_dims:
+            shape[dim] = 1
+        mask = jnp.broadcast_to(jax.random.bernoulli(key, p=keep, shape=shape), inputs.shape)
+        return jax.lax.select(mask, inputs / keep, jnp.zeros_like(inputs))
 
 
 class Activation(nnx.Module):

@@ -8,7 +8,7 @@ from flax import nnx
 
 from dlcli.activations import ActivationSpec, pieces_per_unit
 from dlcli.errors import DlcliError
-from dlcli.models.layers import Activation, Flatten, Sequential
+from dlcli.models.layers import Activation, Dropout, Flatten, Sequential
 
 
 def perceptron(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs) -> nnx.Module:
@@ -40,7 +40,7 @@ def mlp(in_shape: tuple[int, ...], out_dim: int, rngs: nnx.Rngs, *, hidden: list
             layers.append(nnx.BatchNorm(size * pieces, rngs=rngs))
         layers.append(Activation(activation, pieces_allocated=True))
         if dropout:
-            layers.append(nnx.Dropout(dropout, rngs=rngs))
+            layers.append(Dropout(dropout, rngs=rngs))
         width = size
     layers.append(nnx.Linear(width, out_dim, rngs=rngs))
     return Sequential(*layers)

@@ -17,7 +17,7 @@ from flax import nnx
 
 from dlcli.errors import DlcliError
 from dlcli.models.cells import FusedCell, GRUCell, LSTMCell, SimpleCell
-from dlcli.models.layers import Sequential
+from dlcli.models.layers import Dropout, Sequential
 
 CELLS = {"rnn": SimpleCell, "lstm": LSTMCell, "gru": GRUCell}
 
@@ -42,7 +42,7 @@ class Recurrent(nnx.Module):
             if bidirectional:
                 self.backward.append(make(width, hidden, rngs, **cell_options))
             width = hidden * (2 if bidirectional else 1)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout else None
+        self.dropout = Dropout(dropout, rngs=rngs) if dropout else None
         self.head = nnx.Linear(width, out_dim, rngs=rngs)
 
     def encode(self, x: jax.Array) -> jax.Array:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from dlcli.models.layers import carried_dropout
 from dlcli.train.penalties import carried_penalty, weight_penalty  # noqa: F401  (step factories import it)
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ class TrainState(NamedTuple):
     # {"l1": (), "l2": ()} strengths carried as data, so that members of one program may differ in them
     # (dlcli compare); None: the strengths the step was built with.
     penalty: Any = None
+    # The keep probability (1 - rate) of the model's Dropout layers, carried as data for the same reason;
+    # None: the rate the model was built with.
+    dropout: Any = None
 
 
 def augment_batch(state: TrainState, x: jax.Array, augment: Callable | None) -> tuple[TrainState, jax.Array]:
@@ -59,7 +63,8 @@ def descend(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, sta
 
     def objective(params):
         model = nnx.merge(graphdef, params, state.rest, copy=True)  # fresh Variables: dropout/BN mutate them under grad
-        losses, aux = per_example(model)
+        with carried_dropout(state.dropout):
+            losses, aux = per_example(model)
         data_loss = (losses * w).sum() / jnp.maximum(count, 1.0)
         _, _, rest = nnx.split(model, nnx.Param, ...)
         penalty = weight_penalty(params, l1, l2) if state.penalty is None else carried_penalty(params, state.penalty)
