@@ -14,7 +14,8 @@ from dlcli.assemble import Assembled, Predictor, assemble
 from dlcli.checkpoint import checkpoint_path, load_checkpoint
 from dlcli.data import load_data
 from dlcli.data.preprocess import Preprocessing
-from dlcli.data.tables import check_exists, file_format, peek_columns, read_npz, read_table
+from dlcli.data.dataset import open_dataset
+from dlcli.data.tables import peek_columns, read_dataset, read_npz
 from dlcli.errors import DlcliError
 from dlcli.evaluate import outputs_report
 from dlcli.engine.compilation import configure as configure_compilation
@@ -72,17 +73,18 @@ def load_checkpoint_params(path: Path, built: Assembled, recipe: Recipe) -> tupl
 
 def read_inputs(pre: Preprocessing, file: Path, *, with_target: bool, column_names: list[str] | None = None
                 ) -> tuple[np.ndarray, np.ndarray | None, pa.Table | None]:
-    """Model inputs (and targets when asked) from a new file, through the run's preprocessing.
+    """Model inputs (and targets when asked) from a new file, folder of parts or glob, through the run's
+    preprocessing.
 
     ``column_names`` (the recipe's ``data.column_names``) name a file laid out
     like the training file, header-less or not, with or without its target column.
     """
-    check_exists(file, "input file")
-    fmt = file_format(file)
+    data = open_dataset(file, "input file")
+    fmt = data.format
     if pre.kind == "array":
         if fmt != "npz":
             raise DlcliError(f"{file}: this run was trained on arrays; give an .npz file with an 'x' array.")
-        arrays = read_npz(file)
+        arrays = read_npz(data.files[0])
         y = arrays.get("y")
         task = task_named(pre.task)
         if not task.supervised:  # the inputs are the targets (or all "real")
@@ -94,7 +96,7 @@ def read_inputs(pre: Preprocessing, file: Path, *, with_target: bool, column_nam
     if fmt == "npz":
         raise DlcliError(f"{file}: this run was trained on a table; give a CSV or Parquet file with columns "
                          f"{', '.join(pre.input_columns)}.")
-    table = read_table(file, fmt, column_names=training_layout(file, fmt, pre, column_names))
+    table = read_dataset(data, column_names=training_layout(data.files[0], fmt, pre, column_names))
     x = pre.table_features(table, str(file))
     y = None
     if with_target:

@@ -17,8 +17,11 @@ from dlcli.data.preprocess import (
     missing_rows,
     numeric_column,
 )
+from dlcli.data.features import feature_columns, feature_names
+from dlcli.data.dataset import DataFiles, open_dataset
+from dlcli.data.dense import prepare_dense
 from dlcli.data.splits import Prepared, split_fractions, split_indices
-from dlcli.data.tables import FILE_FORMATS, check_exists, file_format, read_npz, read_table, require_columns
+from dlcli.data.tables import FILE_FORMATS, read_dataset, read_npz, require_columns
 from dlcli.errors import DlcliError, choices_text, did_you_mean
 from dlcli.recipe import DataConfig
 from dlcli.tasks import infer_task, task_named
@@ -28,7 +31,14 @@ __all__ = ["Prepared", "load_data", "load_raw"]
 
 def load_raw(config: DataConfig, seed: int, resolve: Callable[[str], Path], path_key: str = "path",
              path: str | None = None) -> Raw:
-    """The data set ``config.source`` names, or the file at ``path`` (default ``config.path``)."""
+    """The data set ``config.source`` names, or the data at ``path`` (default ``config.path``)."""
+    files = data_files(config, resolve, path_key, path)
+    return bundled_data(config, seed) if files is None else read_raw(config, files)
+
+
+def data_files(config: DataConfig, resolve: Callable[[str], Path], path_key: str = "path",
+               path: str | None = None) -> DataFiles | None:
+    """The file, folder or glob at ``path`` (default ``config.path``); None when ``config.source`` is bundled."""
     path = path if path is not None else config.path
     if config.delimiter and config.source != "csv":
         raise DlcliError(f"data.delimiter = '{config.delimiter}' applies to CSV files, but data.source = "
@@ -42,32 +52,41 @@ def load_raw(config: DataConfig, seed: int, resolve: Callable[[str], Path], path
             raise DlcliError(f"data.path = '{config.path}' is set but data.source = '{config.source}' is a bundled "
                              "data set, so the path would be ignored. Remove data.path, or set data.source to "
                              "csv, parquet or npz.")
-        try:
-            return DATASETS.build(config.source, config.options, seed, where="data.options")
-        except ValueError as error:  # the generator's own range checks (scikit-learn's, numpy's)
-            raise DlcliError(f"data.options for '{config.source}': {error}. Check the values in [data.options] "
-                             f"(dlcli recipes shows examples).") from None
+        return None
     if config.options:
         raise DlcliError(f"data.options only applies to bundled data sets; data.source = '{config.source}' reads "
                          f"a file. Remove [data.options].")
     if path is None:
         raise DlcliError(f"data.source = '{config.source}' needs data.path, the file to read.")
-    file = resolve(path)
-    check_exists(file, f"data.{path_key}")
-    fmt = file_format(file, config.source)
-    if fmt == "npz":
-        arrays = read_npz(file)
+    return open_dataset(resolve(path), f"data.{path_key}", config.source, config.delimiter)
+
+
+def bundled_data(config: DataConfig, seed: int) -> Raw:
+    try:
+        return DATASETS.build(config.source, config.options, seed, where="data.options")
+    except ValueError as error:  # the generator's own range checks (scikit-learn's, numpy's)
+        raise DlcliError(f"data.options for '{config.source}': {error}. Check the values in [data.options] "
+                         f"(dlcli recipes shows examples).") from None
+
+
+def read_raw(config: DataConfig, files: DataFiles) -> Raw:
+    """The arrays (NPZ) or the table (CSV, Parquet) in ``files``, with the columns the recipe needs."""
+    if files.format == "npz":
+        arrays = read_npz(files.files[0])
         return Raw(x=arrays["x"], y=arrays.get("y"))
     columns = None
     if config.features is not None:
         columns = list(dict.fromkeys([*config.features, *([config.target] if config.target else [])]))
-    table = read_table(file, fmt, column_names=config.column_names, columns=columns, limit=config.limit,
-                       delimiter=config.delimiter)
+    table = read_dataset(files, column_names=config.column_names, columns=columns, limit=config.limit,
+                         delimiter=config.delimiter)
     return Raw(table=table, target=config.target)
 
 
 def load_data(config: DataConfig, seed: int, resolve: Callable[[str], Path], task: str | None = None) -> Prepared:
     """Read, split (seeded) and preprocess the data a recipe declares.
+
+    Numeric Parquet data goes straight into one float32 matrix (:mod:`dlcli.data.dense`);
+    the rest through an Arrow table, which can encode text and fill missing values.
 
     Args:
       config: the recipe's ``[data]`` section.
@@ -75,9 +94,15 @@ def load_data(config: DataConfig, seed: int, resolve: Callable[[str], Path], tas
       resolve: turns a recipe path into a file path.
       task: the name of a task (:data:`dlcli.tasks.TASKS`); inferred from the target when None.
     """
-    raw = load_raw(config, seed, resolve)
-    extra = {name: load_raw(config, seed, resolve, f"{name}_path", getattr(config, f"{name}_path"))
-             for name in ("val", "test") if getattr(config, f"{name}_path")}
+    files = data_files(config, resolve)
+    extra_files = {name: data_files(config, resolve, f"{name}_path", getattr(config, f"{name}_path"))
+                   for name in ("val", "test") if getattr(config, f"{name}_path")}
+    if task is None or task_named(task).supervised:
+        prepared = prepare_dense(config, seed, files, extra_files, task)
+        if prepared is not None:
+            return prepared
+    raw = bundled_data(config, seed) if files is None else read_raw(config, files)
+    extra = {name: bundled_data(config, seed) if f is None else read_raw(config, f) for name, f in extra_files.items()}
     if task is not None and not task_named(task).supervised:
         from dlcli.data.unsupervised import prepare_unsupervised
 
@@ -93,7 +118,7 @@ def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw
     if target is None:
         raise DlcliError("data.target is not set: name the column to predict, e.g. target = \"label\".")
     require_columns("data", table.column_names, [target])
-    features = _feature_columns(config, table.column_names, target)
+    features = feature_columns(config, table.column_names, target)
     tables = {"all": table, **{name: r.table for name, r in extra.items()}}
     for name, part in tables.items():
         if part is None:
@@ -119,7 +144,7 @@ def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw
             if name not in pre.one_hot:
                 values = numeric_column(train.column(name), name, "training split")  # text: says use one_hot
                 pre.impute[name] = float(reduce(values)) if np.isfinite(values).any() else 0.0
-    pre.feature_names = _feature_names(pre)
+    pre.feature_names = feature_names(pre)
     x_train = pre.table_features(train, "training split")  # raw: nothing fitted to standardise with yet
     pre.input_shape = [x_train.shape[1]]
     if config.standardize:
@@ -129,32 +154,6 @@ def _prepare_table(config: DataConfig, seed: int, raw: Raw, extra: dict[str, Raw
                      pre.encode_target(part.column(target).to_numpy(zero_copy_only=False), f"{name} split"))
               for name, part in parts.items() if part.num_rows}
     return Prepared(splits=splits, preprocessing=pre)
-
-
-def _feature_columns(config: DataConfig, columns: list[str], target: str) -> list[str]:
-    """The input columns: data.features, or every column but the target (and a ``name`` column)."""
-    features = config.features or [c for c in columns if c != target and c != "name"]
-    if not features:
-        raise DlcliError(f"data.path '{config.path}': the file has no column to learn from, only the target "
-                         f"'{target}'. Add the input columns to the file. If it does have more columns, their "
-                         "separator was not recognised: set data.delimiter to it (e.g. delimiter = \";\").")
-    require_columns("data", columns, features)
-    if target in features:
-        raise DlcliError(f"data.features includes the target column '{target}': the model would be given the answer. "
-                         "Remove it from data.features.")
-    for key in ("one_hot", "offsets", "scales"):
-        unknown = [c for c in getattr(config, key) if c not in features]
-        if unknown:
-            raise DlcliError(f"data.{key} names column(s) {', '.join(map(repr, unknown))} that are not features. "
-                             f"Features: {choices_text(features)}.")
-    return features
-
-
-def _feature_names(pre: Preprocessing) -> list[str]:
-    names = []
-    for name in pre.input_columns:
-        names += [f"{name}={c}" for c in pre.one_hot[name]] if name in pre.one_hot else [name]
-    return names
 
 
 def _handle_missing(table: pa.Table, features: list[str], target: str, policy: str, label: str) -> pa.Table:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from dlcli.errors import DlcliError, choices_text, did_you_mean
+
+if TYPE_CHECKING:
+    from dlcli.data.dataset import DataFiles
 
 TABLE_FORMATS = ("csv", "parquet")
 FILE_FORMATS = (*TABLE_FORMATS, "npz")
@@ -24,7 +28,7 @@ def is_number(text: str) -> bool:
         return False
 
 
-def _suffix_format(path: Path) -> str | None:
+def suffix_format(path: Path) -> str | None:
     suffixes = [s.lower() for s in path.suffixes]
     if len(suffixes) >= 2 and suffixes[-1] in COMPRESSIONS and suffixes[-2] == ".csv":
         return "csv"  # UCI ships HIGGS as HIGGS.csv.gz
@@ -39,7 +43,7 @@ def file_format(path: Path, declared: str | None = None) -> str:
     A declared format that contradicts a known suffix is an error rather than a
     guess, so that ``--set data.path=x.csv`` on a Parquet recipe says what to fix.
     """
-    from_suffix = _suffix_format(path)
+    from_suffix = suffix_format(path)
     if declared in FILE_FORMATS:
         if from_suffix is not None and from_suffix != declared:
             raise DlcliError(f"data.path '{path}' looks like a {from_suffix.upper()} file but data.source = "
@@ -94,6 +98,56 @@ def read_table(path: Path, fmt: str, *, column_names: list[str] | None = None, c
         raise DlcliError(f"{path}: column(s) {', '.join(map(repr, undecodable))} hold bytes that are not UTF-8 text. "
                          "Save the file as UTF-8.")
     return table
+
+
+def read_dataset(data: DataFiles, *, column_names: list[str] | None = None, columns: list[str] | None = None,
+                 limit: int | None = None, delimiter: str | None = None) -> pa.Table:
+    """A table from every part of ``data``, with :func:`read_table`'s options; one plain file is read by it.
+
+    ``column_names`` name the parts' own columns; partition columns (``key=value``
+    folders) keep their names and come last.
+    """
+    if data.is_file:
+        return read_table(data.files[0], data.format, column_names=column_names, columns=columns, limit=limit,
+                          delimiter=delimiter)
+    dataset = _csv_dataset(data, column_names, delimiter) if data.format == "csv" else data.dataset
+    own = [name for name in dataset.schema.names if name not in data.partitions]
+    if column_names and data.format == "parquet" and len(column_names) != len(own):
+        raise DlcliError(f"data.column_names gives {len(column_names)} names but the parts of {data.where} have "
+                         f"{len(own)} columns. Give one name per column, in file order, or --set "
+                         "data.column_names=[] to use the files' own names.")
+    physical = dict(zip(column_names, own)) if column_names and data.format == "parquet" else {}
+    available = [*(column_names or own), *data.partitions]
+    wanted = columns or available
+    require_columns(data.where, available, wanted)
+    try:
+        physical_columns = [physical.get(name, name) for name in wanted]
+        table = dataset.head(limit, columns=physical_columns) if limit else dataset.to_table(columns=physical_columns)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DlcliError(f"{data.where}: cannot read a part as {data.format.upper()}: {error}. Copy the part again "
+                         "from the source, or move it out of the data set.") from None
+    if table.num_rows == 0:
+        raise DlcliError(f"{data.where}: the data set has no rows of data.")
+    return table.rename_columns(wanted)
+
+
+def _csv_dataset(data: DataFiles, column_names: list[str] | None, delimiter: str | None):
+    """CSV parts read with the first part's delimiter and header, integer columns as floats (a part whose
+    values all happen to be whole numbers must not make the others fail to convert)."""
+    import pyarrow.dataset as ds
+    from pyarrow import csv
+
+    first = data.files[0]
+    separator = csv_delimiter(first, delimiter)
+    read = csv.ReadOptions()
+    if column_names:
+        read = csv.ReadOptions(column_names=column_names, skip_rows=1 if _has_header(first, len(column_names),
+                                                                                     separator) else 0)
+    file_format = ds.CsvFileFormat(parse_options=csv.ParseOptions(delimiter=separator), read_options=read)
+    inferred = data.with_format(file_format).schema
+    schema = pa.schema([pa.field(f.name, pa.float64()) if pa.types.is_integer(f.type) and f.name not in
+                        data.partitions else f for f in inferred])
+    return data.with_format(file_format, schema)
 
 
 def _read_csv(path: Path, column_names: list[str] | None, columns: list[str] | None, limit: int | None,
