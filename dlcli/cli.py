@@ -123,8 +123,8 @@ def evaluate(
     split: Annotated[Optional[str], typer.Option(help="Which split of the run's data: test, val or train "
                                                      "(default: the one training was judged on, test if the "
                                                      "run has one, else val, else train).")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Evaluate on this CSV/Parquet/NPZ file instead, with the "
-                                                      "run's saved preprocessing.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Evaluate on this CSV/Parquet/NPZ file (or folder of parts, "
+                                                      "or glob) instead, with the run's saved preprocessing.")] = None,
     json_: JsonOption = False,
 ) -> None:
     """Loss, accuracy, ROC AUC, confusion matrix, per-class scores (or MSE/MAE/R²) of a trained run."""
@@ -147,7 +147,8 @@ def evaluate(
 @user_errors
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `dlcli train`.")],
-    input_file: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV, Parquet or NPZ file of inputs.")],
+    input_file: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV, Parquet or NPZ file of inputs, a folder "
+                                                                              "of parts or a glob.")],
     out: Annotated[Optional[Path], typer.Option(help="Write predictions to this .csv or .parquet file "
                                                      "(default: CSV on stdout).")] = None,
 ) -> None:

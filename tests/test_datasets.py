@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import json
 import uuid
 from pathlib import Path
 
@@ -180,3 +181,20 @@ def test_a_bad_data_set_is_a_user_error_naming_the_part(tmp_path, kind):
     assert result.stderr.startswith("error: ")
     for fragment in fragments:
         assert fragment in result.stderr, f"{fragment!r} not in: {result.stderr}"
+
+
+def test_evaluate_and_predict_read_a_folder_of_parts_like_its_file(binary_run, tmp_path):
+    run, test_file = binary_run.run_dir, binary_run.run_dir.parent.parent.parent / "test.csv"
+    header, *rows = test_file.read_text().splitlines(keepends=True)
+    (tmp_path / "parts").mkdir()
+    for i, start in enumerate(range(0, len(rows), 80)):
+        (tmp_path / "parts" / f"part-{i:05d}.csv").write_text(header + "".join(rows[start:start + 80]))
+    runner = CliRunner()
+    reports = [runner.invoke(app, ["evaluate", str(run), "--data", str(path), "--json"])
+               for path in (test_file, tmp_path / "parts")]
+    assert all(r.exit_code == 0 for r in reports), [r.output for r in reports]
+    on_file, on_parts = (json.loads(r.stdout) for r in reports)
+    assert on_parts.pop("data") == str(tmp_path / "parts")
+    assert on_parts == {key: value for key, value in on_file.items() if key != "data"}
+    predictions = [runner.invoke(app, ["predict", str(run), str(path)]) for path in (test_file, tmp_path / "parts")]
+    assert predictions[0].exit_code == 0 and predictions[0].stdout == predictions[1].stdout
