@@ -77,11 +77,13 @@ def open_dataset(path: Path, key: str, declared: str | None = None, delimiter: s
             raise DlcliError(f"{key} = '{path}': the pattern matches no files. Check the folder and the pattern "
                              "(e.g. parts/*.csv.gz); relative paths resolve against the recipe file's folder.")
         base = _glob_base(path)
-    else:
+    elif key.startswith("data."):
         raise DlcliError(f"{key} = '{path}': no such file or folder. Check the path, or point the recipe at your "
                          f"data with --set {key}=PATH (a file, a folder of parts, or a glob such as "
                          "'parts/*.parquet'; relative paths resolve against the recipe file's folder; for a "
                          "bundled recipe, against the current folder).")
+    else:
+        raise DlcliError(f"{key} '{path}': no such file or folder. Check the path.")
     fmt = _parts_format(path, key, files, declared)
     if fmt == "parquet":
         _part_schema(files[0])  # a corrupt first part is named here, before Arrow reads it
@@ -137,8 +139,20 @@ def _table_dataset(files: list[Path], file_format: str | ds.FileFormat, base: Pa
                           partitioning="hive" if base else None, partition_base_dir=str(base) if base else None)
     except (pa.ArrowInvalid, OSError) as error:  # Arrow reads the first part's schema here
         kind = file_format if isinstance(file_format, str) else file_format.default_extname
+        if kind == "parquet":
+            error = _parquet_error(files[0]) or error  # Parquet's own words, without Arrow's wrapping
         raise DlcliError(f"{files[0]}: cannot read it as {kind.upper()}: {error}. Is the file complete and of "
                          "that format?") from None
+
+
+def _parquet_error(file: Path) -> Exception | None:
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_schema(file)
+    except (pa.ArrowInvalid, OSError) as error:
+        return error
+    return None
 
 
 def _part_schema(file: Path) -> pa.Schema:

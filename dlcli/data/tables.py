@@ -56,16 +56,6 @@ def file_format(path: Path, declared: str | None = None) -> str:
     return from_suffix
 
 
-def check_exists(path: Path, key: str) -> None:
-    if path.is_file():
-        return
-    if key.startswith("data."):
-        raise DlcliError(f"{key} = '{path}': no such file. Check the path, or point the recipe at your file with "
-                         f"--set {key}=FILE (relative paths resolve against the recipe file's folder; for a bundled "
-                         "recipe, against the current folder).")
-    raise DlcliError(f"{key} '{path}': no such file. Check the path.")
-
-
 def read_table(path: Path, fmt: str, *, column_names: list[str] | None = None, columns: list[str] | None = None,
                limit: int | None = None, delimiter: str | None = None) -> pa.Table:
     """A table from CSV or Parquet, reading only ``columns`` where the format allows.
