@@ -231,14 +231,26 @@ def feature_statistics(x: np.ndarray, skip: np.ndarray | None = None) -> tuple[l
     mean, std = np.zeros(flat.shape[1]), np.zeros(flat.shape[1])
     # Each column in float64, exact, without a float64 copy of the whole matrix; a few columns per pass
     # over the rows, since the matrix is row-major and one column alone would read all of it anyway.
+    # The buffers are reused: fresh pages for every column cost more than the arithmetic.
+    columns = np.empty((min(STATISTICS_COLUMNS, flat.shape[1]), len(flat)), np.float64)  # (G, N)
+    deviations = np.empty(len(flat), np.float64)  # (N,)
     for start in range(0, flat.shape[1], STATISTICS_COLUMNS):
         group = flat[:, start:start + STATISTICS_COLUMNS]
-        columns = np.empty((group.shape[1], len(flat)), np.float64)  # (G, N)
         for row in range(0, len(flat), 1 << 12):  # a block of rows at a time, transposed in cache
-            columns[:, row:row + (1 << 12)] = group[row:row + (1 << 12)].T
-        for j, column in enumerate(columns, start):
-            mean[j], std[j] = column.mean(), column.std()
+            columns[:group.shape[1], row:row + (1 << 12)] = group[row:row + (1 << 12)].T
+        for j, column in enumerate(columns[:group.shape[1]], start):
+            mean[j], std[j] = _mean_std(column, deviations)
     std[std < 1e-8] = 1.0
     if skip is not None:
         mean[skip], std[skip] = 0.0, 1.0
     return mean.tolist(), std.tolist()
+
+
+def _mean_std(column: np.ndarray, deviations: np.ndarray) -> tuple[float, float]:
+    """``column.mean(), column.std()`` as numpy computes them (pairwise sums, the same divisions), with the
+    deviations written into ``deviations`` instead of a new array."""
+    count = len(column)
+    mean = np.add.reduce(column) / count
+    np.subtract(column, mean, out=deviations)
+    np.multiply(deviations, deviations, out=deviations)
+    return float(mean), float(np.sqrt(np.add.reduce(deviations) / count))
