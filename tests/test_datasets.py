@@ -165,13 +165,18 @@ def bad_folder(root: Path, kind: str) -> tuple[Path, list[str]]:
     if kind == "corrupt":
         last.write_bytes(last.read_bytes()[:200])  # a truncated copy
         return folder, [last.name, "not readable as Parquet"]
+    if kind == "damaged pages":  # a sound footer: the part opens, its data does not decode
+        data = last.read_bytes()
+        last.write_bytes(data[:4] + bytes(2000) + data[2004:])
+        return folder, [last.name, "cannot read it as PARQUET"]
     if kind == "mixed formats":
         write_csv_gz(folder / "part-00009.csv.gz", table)
         return folder, ["mixes data formats", "part-00009.csv.gz"]
     raise ValueError(kind)
 
 
-@pytest.mark.parametrize("kind", ["empty", "no match", "missing column", "other type", "corrupt", "mixed formats"])
+@pytest.mark.parametrize("kind", ["empty", "no match", "missing column", "other type", "corrupt", "damaged pages",
+                                  "mixed formats"])
 def test_a_bad_data_set_is_a_user_error_naming_the_part(tmp_path, kind):
     path, fragments = bad_folder(tmp_path, kind)
     result = CliRunner().invoke(app, ["train", "higgs-mlp", "--set", f"data.path='{path}'", "--out",

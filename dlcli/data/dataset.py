@@ -47,6 +47,15 @@ class DataFiles:
         """Whether ``where`` is one plain file (read as before, without the dataset machinery)."""
         return self.where.is_file()
 
+    def unreadable(self, error: Exception) -> DlcliError:
+        """The error to show when reading failed: it names the first part that cannot be read (a part
+        with a sound footer and damaged data fails only here, not when the data set is opened)."""
+        bad = next((fragment.path for fragment in self.dataset.get_fragments() if not _readable(fragment)),
+                   str(self.where))
+        reason = " ".join(str(error).split()).rstrip(".")  # Arrow's text spans lines
+        return DlcliError(f"{bad}: cannot read it as {self.format.upper()}: {reason}. Copy the part again from the "
+                          "source, or move it out of the data set.")
+
     def with_format(self, file_format: ds.FileFormat, schema: pa.Schema | None = None) -> ds.Dataset:
         """The same files read with other options (a CSV's delimiter and column names) and column types."""
         return _table_dataset(self.files, file_format, self.base, schema)
@@ -95,6 +104,15 @@ def open_dataset(path: Path, key: str, declared: str | None = None, delimiter: s
     else:
         _check_csv_headers(files, delimiter)
     return data
+
+
+def _readable(fragment: ds.Fragment) -> bool:
+    try:
+        for _ in fragment.to_batches():
+            pass
+    except (pa.ArrowInvalid, OSError):
+        return False
+    return True
 
 
 def _hidden(relative: Path) -> bool:

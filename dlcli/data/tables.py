@@ -114,8 +114,7 @@ def read_dataset(data: DataFiles, *, column_names: list[str] | None = None, colu
         physical_columns = [physical.get(name, name) for name in wanted]
         table = dataset.head(limit, columns=physical_columns) if limit else dataset.to_table(columns=physical_columns)
     except (pa.ArrowInvalid, OSError) as error:
-        raise DlcliError(f"{data.where}: cannot read a part as {data.format.upper()}: {error}. Copy the part again "
-                         "from the source, or move it out of the data set.") from None
+        raise data.unreadable(error) from None
     if table.num_rows == 0:
         raise DlcliError(f"{data.where}: the data set has no rows of data.")
     return table.rename_columns(wanted)
