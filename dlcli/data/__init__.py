@@ -20,6 +20,7 @@ from dlcli.data.preprocess import (
 from dlcli.data.features import feature_columns, feature_names
 from dlcli.data.dataset import DataFiles, open_dataset
 from dlcli.data.dense import prepare_dense
+from dlcli.data.large import refuse_stream
 from dlcli.data.splits import Prepared, split_fractions, split_indices
 from dlcli.data.tables import FILE_FORMATS, read_dataset, read_npz, require_columns
 from dlcli.errors import DlcliError, choices_text, did_you_mean
@@ -101,6 +102,8 @@ def load_data(config: DataConfig, seed: int, resolve: Callable[[str], Path], tas
         prepared = prepare_dense(config, seed, files, extra_files, task)
         if prepared is not None:
             return prepared
+    if config.stream is True:
+        refuse_stream(config, files)
     raw = bundled_data(config, seed) if files is None else read_raw(config, files)
     extra = {name: bundled_data(config, seed) if f is None else read_raw(config, f) for name, f in extra_files.items()}
     if task is not None and not task_named(task).supervised:

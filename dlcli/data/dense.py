@@ -29,6 +29,7 @@ import pyarrow.dataset as ds
 
 from dlcli.data.features import feature_columns, feature_names
 from dlcli.data.dataset import DataFiles
+from dlcli.data.large import fed_data, plan_reading
 from dlcli.data.preprocess import Preprocessing, feature_statistics, fit_labels
 from dlcli.data.splits import Prepared, split_fractions, split_indices
 from dlcli.data.tables import require_columns
@@ -53,6 +54,9 @@ def prepare_dense(config: DataConfig, seed: int, files: DataFiles | None, extra:
     rows = _rows(files, config.limit)
     if rows == 0:
         return None  # the general path says the data set is empty
+    reading = plan_reading(config, rows, len(columns))
+    if reading.stream or reading.processes > 1:  # streamed, or each process reading its own share
+        return fed_data(config, seed, files, columns[:-1], columns[-1], task, reading)
     indices = split_indices(rows, seed, split_fractions(config, extra))
     starts, height = {}, 0  # each split's first row in the matrix: test, val, then train
     for name, idx in indices.items():
@@ -72,7 +76,9 @@ def prepare_dense(config: DataConfig, seed: int, files: DataFiles | None, extra:
         if read is None:
             return None
         parts[name] = read
-    return _preprocess(config, parts, features, target, task)
+    prepared = _preprocess(config, parts, features, target, task)
+    prepared.reading = reading
+    return prepared
 
 
 def _layout(config: DataConfig, files: DataFiles | None) -> tuple[list[str], str, list[str]] | None:

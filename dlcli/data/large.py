@@ -16,9 +16,10 @@ every process validates on the same rows.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+import pyarrow as pa
 
 from dlcli.data.dataset import DataFiles
 from dlcli.data.feed import ArrayFeed
@@ -38,6 +39,8 @@ class Reading:
     budget_gb: float
     processes: int
     why: str
+    local_rows: int | None = None  # the training rows this process read (its share), when fed
+
 
     def line(self) -> str:
         how = "streamed from disk" if self.stream else "held in memory"
@@ -59,8 +62,11 @@ def memory_budget_gb(config: DataConfig) -> tuple[float, str]:
     return total / 2, f"half of this machine's {total:.0f} GB; data.memory_gb sets it"
 
 
-def plan_reading(config: DataConfig, rows: int, columns: int, processes: int) -> Reading:
+def plan_reading(config: DataConfig, rows: int, columns: int) -> Reading:
     """Stream when ``data.stream`` says so, or ("auto") when a process's share would not fit the budget."""
+    import jax
+
+    processes = jax.process_count()
     budget, source = memory_budget_gb(config)
     data_gb = rows * columns * 4 / GB
     if config.stream == "auto":
@@ -73,9 +79,9 @@ def plan_reading(config: DataConfig, rows: int, columns: int, processes: int) ->
 
 
 def fed_data(config: DataConfig, seed: int, files: DataFiles, features: list[str], target: str,
-             task: str | None) -> Prepared | None:
-    """The data of a Parquet data set as a :class:`~dlcli.data.feed.Feed` and held-out arrays, when the
-    training rows must be streamed or shared among processes; None when one process holds them in memory."""
+             task: str | None, reading: Reading) -> Prepared:
+    """The data of a Parquet data set as a :class:`~dlcli.data.feed.Feed` and held-out arrays: streamed, or
+    this process's share in memory (``features`` and ``target`` as the files name them)."""
     import jax
 
     from dlcli.data.fit_pass import FitSums, combine_fit_sums
@@ -83,19 +89,17 @@ def fed_data(config: DataConfig, seed: int, files: DataFiles, features: list[str
     from dlcli.train.sharding import gather_rows, gather_texts
 
     processes, process = jax.process_count(), jax.process_index()
-    rows = sum(fragment.count_rows() for fragment in files.dataset.get_fragments()) if files.dataset else 0
-    reading = plan_reading(config, rows, len(features) + 1, processes)
-    if not reading.stream and processes == 1:
-        return None
     for key in ("one_hot", "val_path", "test_path", "limit"):
         if getattr(config, key):
             raise DlcliError(f"data.{key} is not available when the data set is {'streamed' if reading.stream else 'shared among processes'} "
                              f"({reading.why}): every process reads whole row groups of data.path, split by the seed. "
                              f"Remove data.{key}{', or set data.stream = false' if reading.stream else ''}.")
-    if config.column_names and list(config.column_names) != files.dataset.schema.names:
+    own = [name for name in files.dataset.schema.names if name not in files.partitions]
+    if config.column_names and list(config.column_names) != own:
         raise DlcliError(f"data.column_names renames the columns of data.path, which a streamed or shared data set "
                          f"reads by their own names ({', '.join(files.dataset.schema.names[:4])}, ...). Remove "
-                         "data.column_names and name data.target and data.features as the files do.")
+                         "data.column_names and name data.target and data.features as the files do, or set "
+                         "data.stream = false.")
     feed = ParquetFeed(files.dataset, features=features, target=target, seed=seed,
                        validation_split=config.validation_split, test_split=config.test_split,
                        shuffle_buffer=config.shuffle_buffer, process=process, processes=processes,
@@ -113,4 +117,26 @@ def fed_data(config: DataConfig, seed: int, files: DataFiles, features: list[str
         y = pre.encode_target(np.asarray(train.column(target)), "training split")
         feed = ArrayFeed(x, y, seed, largest_share=feed.largest_share, examples=feed.examples, process=process,
                          processes=processes)
-    return Prepared(splits, pre, feed=feed, reading=reading)
+    return Prepared(splits, pre, feed=feed, reading=replace(reading, local_rows=feed.local_examples))
+
+
+def refuse_stream(config: DataConfig, files: DataFiles | None) -> None:
+    """``data.stream = true`` on data that is read in memory: say why, rather than ignore the setting."""
+    if files is None:
+        why = f"data.source = '{config.source}' is a bundled data set, read in memory"
+    elif files.format != "parquet":
+        why = (f"data.path is {files.format.upper()}; streaming reads Parquet row groups (convert it with pyarrow or "
+               "Spark: df.write.parquet(...))")
+    else:
+        keys = [f"data.{key}" for key in ("one_hot", "label_map") if getattr(config, key)]
+        keys += [f'data.missing = "{config.missing}"'] if config.missing != "error" else []
+        schema = files.dataset.schema
+        used = [*config.features, config.target] if config.features else schema.names
+        text = [f.name for f in schema if f.name in used and not (pa.types.is_integer(f.type) or pa.types.is_floating(
+            f.type) or pa.types.is_boolean(f.type))]
+        if not keys and not text:
+            return  # the general path names what is wrong (a missing target, column names that do not fit)
+        why = (f"{', '.join(keys)} need{'s' if len(keys) == 1 else ''} the whole table in memory" if keys else
+               f"column(s) {', '.join(map(repr, text))} do not hold numbers")
+    raise DlcliError(f"data.stream = true, but this data cannot be streamed: {why}. Set data.stream = \"auto\" "
+                     "(or false) to read it in memory.")
