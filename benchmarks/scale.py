@@ -40,8 +40,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 PATHS = {"memory": "memory", "stream": "stream", "processes": "2 processes"}
-PART_ROWS = 1_000_000  # events per part file (Spark's parts hold about 128 MB)
-ROW_GROUP_ROWS = 250_000  # several row groups per part, as Spark writes them
+PART_ROWS = 1_000_000  # events per part file at most (Spark's parts hold about 128 MB); 10 parts at least
+ROW_GROUPS = 4  # row groups per part, as Spark writes several
 
 
 def rows_of(text: str) -> int:
@@ -62,10 +62,11 @@ def spark_folder(root: Path, rows: int, seed: int = 1337) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     job = uuid.uuid4()
-    for part, start in enumerate(range(0, rows, PART_ROWS)):
+    part_rows = min(PART_ROWS, -(-rows // 10))
+    for part, start in enumerate(range(0, rows, part_rows)):
         name = f"part-{part:05d}-{job}-c000.snappy.parquet"
-        pq.write_table(generate_events(min(PART_ROWS, rows - start), seed + part), folder / name,
-                       row_group_size=ROW_GROUP_ROWS, compression="snappy")
+        pq.write_table(generate_events(min(part_rows, rows - start), seed + part), folder / name,
+                       row_group_size=-(-part_rows // ROW_GROUPS), compression="snappy")
         (folder / f".{name}.crc").write_bytes(b"crc")  # Hadoop's checksum files: hidden, never read
     (folder / "_SUCCESS").write_bytes(b"")  # last, so that an interrupted write is redone
     return folder

@@ -93,11 +93,14 @@ class ParquetFeed:
         self.local_examples = int(self.train_counts.sum())
         self.examples = sum(train_rows(u, self.fractions) for u in self.parts.units)
         self.largest_share = largest_share(self.parts.units, processes, self.fractions)
-        if not self.local_examples:
-            raise DlcliError(f"data: process {process} of {processes} has no training rows: the data set has "
+        shares = [sum(train_rows(u, self.fractions) for u in process_units(self.parts.units, p, processes))
+                  for p in range(processes)]
+        if not min(shares):  # checked by every process alike, so that all of them stop, not just the empty one
+            empty = shares.index(0)
+            raise DlcliError(f"data: process {empty} of {processes} would have no training rows: the data set has "
                              f"{len(self.parts.units)} row group(s) in {len(self.parts.footers)} part(s), and each "
                              "process reads whole row groups. Write the data with more, smaller row groups (pyarrow's "
-                             "row_group_size), or run fewer processes.")
+                             "row_group_size, Spark's parquet.block.size), or run fewer processes.")
         self.raw = Preprocessing(kind="table", task="regression", input_shape=[len(features)], target=target,
                                  input_columns=list(features), feature_names=list(features),
                                  offsets=dict(offsets or {}), scales=dict(scales or {}))
