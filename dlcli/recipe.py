@@ -60,7 +60,7 @@ class DataConfig(Section):
     limit: int | None = Field(None, gt=0)
     # Stream the training rows from disk instead of holding them in memory: "auto" streams only
     # what does not fit memory_gb (default: half of this machine's memory); see dlcli.data.feed.
-    stream: bool | Literal["auto"] = "auto"
+    stream: Literal["auto", True, False] = "auto"
     memory_gb: float | None = Field(None, gt=0.0)
     shuffle_buffer: int = Field(1 << 20, ge=1)  # rows mixed together when streaming
     options: dict[str, Any] = {}
