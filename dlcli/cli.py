@@ -381,4 +381,13 @@ def main() -> None:
     from dlcli.quiet import capture_native_stdout
 
     capture_native_stdout()  # before any library loads: stdout is dlcli's alone
-    app()
+    try:
+        app()
+        code = 0
+    except SystemExit as done:  # how Typer ends every command; a bug's traceback ends the usual way
+        if done.code is not None and not isinstance(done.code, int):
+            raise
+        code = done.code or 0
+    from dlcli.process_exit import exit_now
+
+    exit_now(code)
