@@ -1,8 +1,8 @@
 """Warm up what a run needs only at its end, while the device trains.
 
-Importing orbax, tensorboardX and matplotlib and loading matplotlib's fonts
-take most of a second; a run needs them only once it trains, to write its
-epochs' scalars, to checkpoint and to draw its figures. A
+Importing tensorboardX and matplotlib and loading matplotlib's fonts take
+most of a second; a run needs them only once it trains, to write its
+epochs' scalars and to draw its figures. A
 background thread does that work while the main thread waits on XLA
 (compiling and training release the GIL), so the end of a run does not pay
 for it. :func:`ready` joins the thread before the first use.
@@ -18,7 +18,6 @@ _thread: threading.Thread | None = None
 
 def _warm() -> None:
     try:
-        import orbax.checkpoint  # noqa: F401
         import tensorboardX.record_writer  # noqa: F401  (the epochs' scalars)
         from matplotlib.figure import Figure
 
