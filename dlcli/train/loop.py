@@ -35,7 +35,7 @@ from dlcli.engine.program import Carry
 from dlcli.errors import DlcliError
 from dlcli.evaluate import outputs_report
 from dlcli.recipe import LoadedRecipe, load_recipe, to_toml
-from dlcli.report import preload
+from dlcli.report import figure_process
 from dlcli.report.console import QuietReporter
 from dlcli.report.generative import write_epoch_figures, write_task_figures
 from dlcli.report.tensorboard import ScalarLog
@@ -69,11 +69,14 @@ def train(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
       reporter: receives progress (see :mod:`dlcli.report.console`).
     """
     maybe_initialize_distributed()
-    preload.start()
     if not is_primary():  # the other processes of a multi-process run compute, process 0 writes
         with tempfile.TemporaryDirectory(prefix="dlcli-worker-") as scratch:
             return train_here(loaded, Path(scratch), QuietReporter())
-    return train_here(loaded, out, reporter)
+    figure_process.start()
+    try:
+        return train_here(loaded, out, reporter)
+    finally:
+        figure_process.stop()  # unused when the run failed or stopped before its figures
 
 
 def train_here(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
@@ -108,8 +111,12 @@ def resume(run_dir: Path, reporter) -> RunResult:
         raise DlcliError(f"Cannot resume '{run_dir}': its data no longer gives the same training split and "
                          "preprocessing (the data file changed since the run started). Start a new run.")
     ensure_writable(run_dir, 0, "the resumed run")
-    with run_lock(run_dir):
-        return fit(setup, run_dir, reporter, setup.initial_state(), Progress(), carry_from=run_dir / "checkpoints")
+    figure_process.start()
+    try:
+        with run_lock(run_dir):
+            return fit(setup, run_dir, reporter, setup.initial_state(), Progress(), carry_from=run_dir / "checkpoints")
+    finally:
+        figure_process.stop()
 
 
 def check_resumable(run_dir: Path) -> None:
