@@ -103,9 +103,6 @@ def train(
 
         print_resolved(loaded)
         return
-    from dlcli.report import figure_process
-
-    figure_process.start()  # matplotlib loads on another core while jax loads here
     from dlcli.report.console import make_reporter
     from dlcli.train.loop import train as train_recipe
 
