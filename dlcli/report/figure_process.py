@@ -4,11 +4,12 @@ Importing matplotlib and loading its fonts take over half a second, and
 drawing a run's figures a third of one; both hold the interpreter lock, so a
 thread of the training process would only take turns with the tracing and
 bookkeeping of the run. :func:`start` launches a Python process that imports
-matplotlib on another core while the run imports jax, compiles and trains;
-:func:`draw` hands it the figures to draw (functions of
-:mod:`dlcli.report.plots` and their arguments) and waits until they are
-written. Should that process be gone, or fail, the figures are drawn in this
-one, where an error shows as it is.
+matplotlib on another core while the run builds, compiles and trains;
+:func:`send` hands it the figures to draw (functions of
+:mod:`dlcli.report.plots` and their arguments) and the run goes on writing
+its last files; :func:`wait` returns once the figures are written. Should
+that process be gone, or fail, the figures are drawn in this one, where an
+error shows as it is.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 Call = tuple[str, tuple[Any, ...], dict[str, Any]]  # (function of dlcli.report.plots, args, kwargs)
 _process: subprocess.Popen | None = None
+_pending: list[Call] = []  # sent, drawn here should the process fail
+_sending: threading.Thread | None = None
 
 
 def start() -> None:
@@ -39,18 +43,35 @@ def start() -> None:
         _process = None
 
 
-def draw(calls: list[Call]) -> None:
-    """Draw ``calls`` in the figure process, or here if there is none; return once every file is written."""
-    global _process
-    process, _process = _process, None
-    if process is not None:
-        try:
-            process.communicate(pickle.dumps(calls))
-            if process.returncode == 0:
-                return
-        except OSError:  # it is gone: a broken pipe
-            process.kill()
-            process.wait()
+def send(calls: list[Call]) -> None:
+    """Hand ``calls`` to the figure process, which draws them while this process goes on; :func:`wait` ends it."""
+    global _pending, _sending
+    _pending = calls
+    if _process is not None:
+        payload = pickle.dumps(calls)  # now: the caller may change its objects afterwards
+        _sending = threading.Thread(target=_deliver, args=(_process, payload), name="dlcli-figures", daemon=True)
+        _sending.start()  # the pipe takes the payload as fast as the process reads, once it is ready
+
+
+def _deliver(process: subprocess.Popen, payload: bytes) -> None:
+    try:
+        process.communicate(payload)
+    except OSError:  # it is gone: a broken pipe; wait() draws here
+        process.kill()
+        process.wait()
+
+
+def wait() -> None:
+    """Return once the figures sent are written: by the figure process, or drawn here if it failed or is none."""
+    global _process, _pending, _sending
+    process, calls, sending = _process, _pending, _sending
+    _process, _pending, _sending = None, [], None
+    if sending is not None:
+        sending.join()
+        if process.returncode == 0:
+            return
+    elif process is not None:
+        stop_process(process)
     from dlcli.report import plots
 
     for name, args, kwargs in calls:
@@ -59,11 +80,18 @@ def draw(calls: list[Call]) -> None:
 
 def stop() -> None:
     """End a figure process that was not needed (the run failed or stopped before its figures)."""
-    global _process
-    process, _process = _process, None
-    if process is not None:
-        process.stdin.close()  # it exits when its input ends
-        process.wait()
+    global _process, _pending, _sending
+    process, sending = _process, _sending
+    _process, _pending, _sending = None, [], None
+    if sending is not None:
+        sending.join()
+    elif process is not None:
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    process.stdin.close()  # it exits when its input ends
+    process.wait()
 
 
 def serve() -> None:

@@ -12,23 +12,17 @@ from dlcli.report import figure_process
 from dlcli.tasks import Task
 
 
-def write_run_plots(folder: Path, history: list[dict[str, Any]], best_epoch: int | None, task: Task,
-                    predictions: np.ndarray, y: np.ndarray, report: dict[str, Any], classes: list[str] | None) -> None:
-    """Curves for every run; ROC and score histograms for binary; a confusion matrix for classification.
-
-    ``predictions`` are the linked outputs (``task.link``): a binary model's scores. The figures are drawn
-    by the figure process when the run started one (see :mod:`dlcli.report.figure_process`).
-    """
-    figure_process.draw(run_plots(folder, history, best_epoch, task, predictions, y, report, classes))
-
-
 def run_plots(folder: Path, history: list[dict[str, Any]], best_epoch: int | None, task: Task,
               predictions: np.ndarray, y: np.ndarray, report: dict[str, Any], classes: list[str] | None
               ) -> list[figure_process.Call]:
-    """The :mod:`dlcli.report.plots` calls that draw a run's figures."""
+    """The :mod:`dlcli.report.plots` calls that draw a run's figures (see :mod:`dlcli.report.figure_process`).
+
+    Curves for every run; ROC and score histograms for binary; a confusion matrix for classification.
+    ``predictions`` are the linked outputs (``task.link``): a binary model's scores.
+    """
     calls: list[figure_process.Call] = []
     if history:
-        calls.append(("plot_history", (history, folder / "curves.png"), {"best_epoch": best_epoch or None}))
+        calls.append(("plot_history", (list(history), folder / "curves.png"), {"best_epoch": best_epoch or None}))
     if report.get("diverged") or not task.classifies:
         return calls
     calls.append(("plot_confusion", (np.asarray(report["confusion_matrix"]), classes, folder / "confusion_matrix.png"),

@@ -187,9 +187,10 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, progress: Prog
         finally:
             reporter.close()
         final = member(carry)
+        judged = judge_best(run_dir, setup, final, progress, engine)  # its figures are drawn while we go on
         save_resumable(checkpoints, final, progress.snapshot())
     ended = "early_stopped" if len(progress.history) < recipe.train.epochs else "completed"
-    summary = finish(run_dir, setup, final, progress, ended, time.perf_counter() - started, engine,
+    summary = finish(run_dir, setup, final, progress, ended, time.perf_counter() - started, engine, judged,
                      end_of_training=fit_report(setup, engine.predictor, final.state))
     write_task_figures(run_dir / "plots", setup, final.state, final.best)  # autoencoders and GANs: what they learned
     return RunResult(run_dir, summary, progress.history)
@@ -259,14 +260,33 @@ def final_split(data: Prepared) -> str:
     return "test" if "test" in data.splits else ("val" if "val" in data.splits else "train")
 
 
-def finish(run_dir: Path, setup: Setup, carry: Carry, progress: Progress, ended: str, wall_seconds: float,
-           engine: Engine, **extra: Any) -> dict[str, Any]:
-    """Evaluate the best weights on the held-out split; write summary.json and plots."""
-    from dlcli.report.figures import write_run_plots
+@dataclass
+class Judged:
+    """The best weights judged on the held-out split."""
 
-    data, built, history = setup.data, setup.built, progress.history
+    split: str
+    predictions: np.ndarray  # linked outputs
+    report: dict[str, Any]
+
+
+def judge_best(run_dir: Path, setup: Setup, carry: Carry, progress: Progress, engine: Engine) -> Judged:
+    """Evaluate the best weights on the held-out split and start drawing the run's figures."""
+    from dlcli.report.figures import run_plots
+
+    data = setup.data
     split = final_split(data)
     _, predictions, report = split_report(setup, engine.predictor, carry.best, split)
+    figure_process.send(run_plots(run_dir / "plots", progress.history, int(carry.stop.best_epoch), setup.built.task,
+                                  predictions, data.splits[split][1], report, data.preprocessing.classes))
+    return Judged(split, predictions, report)
+
+
+def finish(run_dir: Path, setup: Setup, carry: Carry, progress: Progress, ended: str, wall_seconds: float,
+           engine: Engine, judged: Judged | None = None, **extra: Any) -> dict[str, Any]:
+    """Write summary.json and the figures of the best weights (judged here unless ``judged`` is given)."""
+    built, history = setup.built, progress.history
+    judged = judged or judge_best(run_dir, setup, carry, progress, engine)
+    split, report = judged.split, judged.report
     if extra.get("end_of_training") is None:
         extra.pop("end_of_training", None)
     examples = sum(r["samples_per_s"] * r["time_s"] for r in history)
@@ -292,6 +312,5 @@ def finish(run_dir: Path, setup: Setup, carry: Carry, progress: Progress, ended:
         **environment(),
     }
     write_json(run_dir / "summary.json", summary)
-    write_run_plots(run_dir / "plots", history, best_epoch, built.task, predictions, data.splits[split][1], report,
-                    data.preprocessing.classes)
+    figure_process.wait()
     return summary
