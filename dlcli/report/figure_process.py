@@ -115,3 +115,4 @@ def serve() -> None:
 
 if __name__ == "__main__":
     serve()
+    os._exit(0)  # every file is written and closed; the run waits for this exit, not for matplotlib's teardown
