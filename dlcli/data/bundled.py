@@ -66,7 +66,10 @@ def gender(seed: int) -> Raw:
 
 @DATASETS.register("moons")
 def moons(seed: int, *, samples: int = 1000, noise: float = 0.2) -> Raw:
-    """Two interleaving half circles: ``sklearn.datasets.make_moons(samples, noise=noise, random_state=seed)``."""
+    """Two interleaving half circles.
+
+    ``sklearn.datasets.make_moons(samples, noise=noise, random_state=seed)``, draw for draw.
+    """
     outer, inner = samples // 2, samples - samples // 2
     x = np.vstack([np.append(np.cos(np.linspace(0, np.pi, outer)), 1 - np.cos(np.linspace(0, np.pi, inner))),
                    np.append(np.sin(np.linspace(0, np.pi, outer)), 1 - np.sin(np.linspace(0, np.pi, inner)) - 0.5)]).T
@@ -75,7 +78,10 @@ def moons(seed: int, *, samples: int = 1000, noise: float = 0.2) -> Raw:
 
 @DATASETS.register("circles")
 def circles(seed: int, *, samples: int = 1000, noise: float = 0.1, factor: float = 0.5) -> Raw:
-    """A circle inside another: ``sklearn.datasets.make_circles(samples, noise=noise, factor=factor, random_state=seed)``."""
+    """A circle inside another.
+
+    ``sklearn.datasets.make_circles(samples, noise=noise, factor=factor, random_state=seed)``, draw for draw.
+    """
     outer, inner = samples // 2, samples - samples // 2
     angle_out = np.linspace(0, 2 * np.pi, outer, endpoint=False)
     angle_in = np.linspace(0, 2 * np.pi, inner, endpoint=False)
