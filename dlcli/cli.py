@@ -82,6 +82,7 @@ def train(
 
     Ctrl-C or SIGTERM saves a checkpoint and exits (130 / 143); `dlcli train --resume RUN_DIR` continues it.
     """
+    from dlcli.data.no_pandas import arrow_without_pandas
     from dlcli.recipe import load_recipe
 
     if resume is not None:
@@ -91,6 +92,7 @@ def train(
         from dlcli.report.console import make_reporter
         from dlcli.train.loop import resume as resume_run
 
+        arrow_without_pandas()
         return show_result(resume_run(resume, make_reporter(json_mode=json_)), json_)
     if recipe is None:
         raise DlcliError("Give a RECIPE (a .toml file or a bundled name; `dlcli recipes` lists them), or "
@@ -104,6 +106,7 @@ def train(
     from dlcli.report.console import make_reporter
     from dlcli.train.loop import train as train_recipe
 
+    arrow_without_pandas()
     show_result(train_recipe(loaded, out, make_reporter(json_mode=json_)), json_)
 
 
@@ -132,8 +135,10 @@ def evaluate(
         raise DlcliError(f"--split '{split}': choose test, val or train.")
     if split is not None and data is not None:
         raise DlcliError("--split and --data both say what to evaluate on; give one of them.")
+    from dlcli.data.no_pandas import arrow_without_pandas
     from dlcli.runs import evaluate_run
 
+    arrow_without_pandas()
     report = evaluate_run(run_dir, split, data)
     if json_:
         emit_json(report)
@@ -153,8 +158,10 @@ def predict(
                                                      "(default: CSV on stdout).")] = None,
 ) -> None:
     """Predict classes and probabilities (or values) for new inputs."""
+    from dlcli.data.no_pandas import arrow_without_pandas
     from dlcli.runs import predict_file, write_predictions
 
+    arrow_without_pandas()
     text = write_predictions(predict_file(run_dir, input_file), out)
     if text is not None:
         sys.stdout.write(text)
@@ -382,4 +389,13 @@ def main() -> None:
     from dlcli.quiet import capture_native_stdout
 
     capture_native_stdout()  # before any library loads: stdout is dlcli's alone
-    app()
+    try:
+        app()
+        code = 0
+    except SystemExit as done:  # how Typer ends every command; a bug's traceback ends the usual way
+        if done.code is not None and not isinstance(done.code, int):
+            raise
+        code = done.code or 0
+    from dlcli.process_exit import exit_now
+
+    exit_now(code)

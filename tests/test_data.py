@@ -208,3 +208,56 @@ def test_constant_empty_and_categorical_columns_train_to_a_finite_loss(tmp_path)
 def test_numbers_with_a_decimal_comma_are_named_with_the_fix(tmp_path):
     assert_csv_refused(tmp_path, "a;b;label\n" + "".join(f"{i},5;{i};{i % 2}\n" for i in range(6)),
                        r"column 'a' holds numbers written with a decimal comma \(like '\d,5'\).*decimal points")
+
+
+# -- bundled data sets ------------------------------------------------------------
+
+def sklearn_raw(name: str, seed: int, options: dict):
+    """What the bundled data set was when it came from ``sklearn.datasets``."""
+    import sklearn.datasets as sk
+
+    from dlcli.data.bundled import _points
+    from dlcli.data.shipped import table_of
+
+    if name in ("moons", "circles"):
+        make = sk.make_moons if name == "moons" else sk.make_circles
+        defaults = {"noise": 0.2} if name == "moons" else {"noise": 0.1, "factor": 0.5}  # dlcli's, as before
+        settings = {**defaults, **options}
+        x, y = make(settings.pop("samples", 1000), random_state=seed, **settings)
+        return _points(x.astype(np.float32), y)
+    bunch = getattr(sk, f"load_{name}")()
+    if name == "digits":
+        return None, (bunch.images / 16.0).astype(np.float32)[..., None], bunch.target.astype(np.int64)
+    classes = None if name == "diabetes" else [str(n) for n in bunch.target_names]
+    return table_of(bunch.data, bunch.target, list(bunch.feature_names), classes)
+
+
+@pytest.mark.parametrize("name, seed, options", [
+    ("iris", 0, {}), ("wine", 0, {}), ("breast_cancer", 0, {}), ("diabetes", 0, {}), ("digits", 0, {}),
+    ("moons", 0, {}), ("moons", 7, {"samples": 301, "noise": 0.0}), ("moons", 42, {"noise": 0.35}),
+    ("circles", 0, {}), ("circles", 3, {"samples": 99, "noise": 0.05, "factor": 0.3}),
+])
+def test_bundled_data_sets_are_exactly_what_sklearn_gives_without_importing_it(name, seed, options):
+    from dlcli.data.bundled import DATASETS
+
+    ours = DATASETS.get(name)(seed, **options)
+    theirs = sklearn_raw(name, seed, dict(options))
+    if name == "digits":
+        np.testing.assert_array_equal(ours.x, theirs[1])
+        np.testing.assert_array_equal(ours.y, theirs[2])
+        assert ours.x.dtype == theirs[1].dtype and ours.y.dtype == theirs[2].dtype
+        return
+    assert ours.table.equals(theirs.table) and ours.table.schema == theirs.table.schema
+    assert (ours.target, ours.classes) == (theirs.target, theirs.classes)
+
+
+def test_bundled_tabular_data_sets_load_without_sklearn_datasets():
+    import subprocess
+    import sys
+
+    code = ("import sys; from dlcli.data.bundled import DATASETS\n"
+            "for name in ('iris', 'wine', 'breast_cancer', 'diabetes', 'digits', 'moons', 'circles'): "
+            "DATASETS.get(name)(0)\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('sklearn', 'scipy'))))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == "[]"

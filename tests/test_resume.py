@@ -154,3 +154,30 @@ def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path: Path):
         (tmp_path / ".lock").write_text(left)
         with run_lock(tmp_path):
             assert (tmp_path / ".lock").read_text() == str(os.getpid())
+
+
+@pytest.mark.parametrize("small_bytes", [64 * 2**20, 0])  # a small state's one msgpack file; orbax's OCDBT
+def test_checkpoints_are_orbax_checkpoints_whatever_their_size(tmp_path: Path, monkeypatch, small_bytes: int):
+    """orbax restores what dlcli writes, and dlcli restores it without orbax: the same arrays, dtypes included."""
+    import orbax.checkpoint as ocp
+
+    from dlcli import checkpoint
+    from dlcli.checkpoint import load_checkpoint, save_checkpoint
+
+    monkeypatch.setattr(checkpoint, "SMALL_CHECKPOINT_BYTES", small_bytes)
+    tree = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "half": jax.numpy.ones(3, jax.numpy.bfloat16),
+            "key": jax.random.key(3), "step": np.int32(7)}
+    save_checkpoint(tmp_path / "last", tree, {"format": 2})
+    assert (tmp_path / "last" / "meta.json").is_file()
+    with ocp.PyTreeCheckpointer() as checkpointer:
+        by_orbax = checkpointer.restore((tmp_path / "last").resolve())
+    by_dlcli = load_checkpoint(tmp_path / "last", tree)
+    expected = [np.asarray(jax.random.key_data(leaf) if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+                           else leaf) for leaf in jax.tree.leaves(tree)]
+    assert len(by_orbax) == len(expected)
+    for stored, restored, want in zip((by_orbax[key] for key in sorted(by_orbax)), jax.tree.leaves(by_dlcli), expected):
+        restored = jax.random.key_data(restored) if jax.dtypes.issubdtype(restored.dtype, jax.dtypes.prng_key) \
+            else restored
+        for got in (np.asarray(stored), np.asarray(restored)):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)

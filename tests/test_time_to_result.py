@@ -97,3 +97,20 @@ def test_epoch_metrics_on_the_device_agree_with_the_evaluation_report(tmp_path):
     assert best["val_accuracy"] == pytest.approx(report["accuracy"], abs=1e-6)
     assert best["val_auc"] == pytest.approx(report["auc"], abs=1e-5)
     assert best["val_loss"] == pytest.approx(report["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("process", ["ready", "killed", "none"])
+def test_figures_are_written_by_the_figure_process_or_without_it(tmp_path, process):
+    from dlcli.report import figure_process
+
+    if process != "none":
+        figure_process.start()
+    if process == "killed":
+        figure_process._process.kill()
+        figure_process._process.wait()
+    curves = [{"epoch": e, "loss": 1 / e, "val_loss": 1.5 / e} for e in range(1, 6)]
+    figure_process.send([("plot_history", (curves, tmp_path / "curves.png"), {"best_epoch": 4}),
+                         ("plot_roc", ([0.0, 0.5, 1.0], [0.0, 0.9, 1.0], 0.95, tmp_path / "roc.png"), {})])
+    figure_process.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "roc.png"]
+    assert all((tmp_path / name).read_bytes().startswith(b"\x89PNG") for name in ("curves.png", "roc.png"))

@@ -1,4 +1,4 @@
-"""Bundled data sets: generated, or shipped inside scikit-learn. Nothing downloads.
+"""Bundled data sets: generated, or shipped inside scikit-learn (:mod:`dlcli.data.shipped`). Nothing downloads.
 
 Each entry is registered under the name a recipe uses as ``data.source``;
 its keyword-only arguments are the recipe's ``[data.options]``.
@@ -6,9 +6,7 @@ its keyword-only arguments are the recipe's ``[data.options]``.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +20,11 @@ DATASETS = Registry("data set", {
     "sine": "dlcli.data.sequences:sine",
     "long_memory": "dlcli.data.sequences:long_memory",
     "gunpoint": "dlcli.data.sequences:gunpoint",
+    "iris": "dlcli.data.shipped:iris",
+    "wine": "dlcli.data.shipped:wine",
+    "breast_cancer": "dlcli.data.shipped:breast_cancer",
+    "diabetes": "dlcli.data.shipped:diabetes",
+    "digits": "dlcli.data.shipped:digits",
 })
 
 
@@ -63,17 +66,38 @@ def gender(seed: int) -> Raw:
 
 @DATASETS.register("moons")
 def moons(seed: int, *, samples: int = 1000, noise: float = 0.2) -> Raw:
-    from sklearn.datasets import make_moons
+    """Two interleaving half circles.
 
-    x, y = make_moons(n_samples=samples, noise=noise, random_state=seed)
-    return _points(x.astype(np.float32), y)
+    ``sklearn.datasets.make_moons(samples, noise=noise, random_state=seed)``, draw for draw.
+    """
+    outer, inner = samples // 2, samples - samples // 2
+    x = np.vstack([np.append(np.cos(np.linspace(0, np.pi, outer)), 1 - np.cos(np.linspace(0, np.pi, inner))),
+                   np.append(np.sin(np.linspace(0, np.pi, outer)), 1 - np.sin(np.linspace(0, np.pi, inner)) - 0.5)]).T
+    return _shuffled_with_noise(x, outer, inner, noise, seed)
 
 
 @DATASETS.register("circles")
 def circles(seed: int, *, samples: int = 1000, noise: float = 0.1, factor: float = 0.5) -> Raw:
-    from sklearn.datasets import make_circles
+    """A circle inside another.
 
-    x, y = make_circles(n_samples=samples, noise=noise, factor=factor, random_state=seed)
+    ``sklearn.datasets.make_circles(samples, noise=noise, factor=factor, random_state=seed)``, draw for draw.
+    """
+    outer, inner = samples // 2, samples - samples // 2
+    angle_out = np.linspace(0, 2 * np.pi, outer, endpoint=False)
+    angle_in = np.linspace(0, 2 * np.pi, inner, endpoint=False)
+    x = np.vstack([np.append(np.cos(angle_out), np.cos(angle_in) * factor),
+                   np.append(np.sin(angle_out), np.sin(angle_in) * factor)]).T
+    return _shuffled_with_noise(x, outer, inner, noise, seed)
+
+
+def _shuffled_with_noise(x: np.ndarray, outer: int, inner: int, noise: float, seed: int) -> Raw:
+    """scikit-learn's ending of make_moons and make_circles, draw for draw: shuffle, then add noise."""
+    y = np.hstack([np.zeros(outer, dtype=np.intp), np.ones(inner, dtype=np.intp)])
+    generator = np.random.RandomState(seed)
+    order = np.arange(len(x))
+    generator.shuffle(order)
+    x, y = x[order], y[order]
+    x += generator.normal(scale=noise, size=x.shape)
     return _points(x.astype(np.float32), y)
 
 
@@ -87,68 +111,3 @@ def spirals(seed: int, *, samples: int = 1000, arms: int = 2, turns: float = 1.5
     x = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
     x = x + noise * rng.standard_normal(x.shape)
     return _points(x.astype(np.float32), label)
-
-
-def _sklearn_table(bunch, classes: bool) -> Raw:
-    columns = {name.replace(" ", "_"): bunch.data[:, i].astype(np.float32) for i, name in enumerate(bunch.feature_names)}
-    columns["target"] = bunch.target.astype(np.int64 if classes else np.float32)
-    names = [str(n) for n in bunch.target_names] if classes else None
-    return Raw(table=pa.table(columns), target="target", classes=names)
-
-
-@DATASETS.register("iris")
-def iris(seed: int) -> Raw:
-    from sklearn.datasets import load_iris
-
-    return _sklearn_table(load_iris(), classes=True)
-
-
-@DATASETS.register("wine")
-def wine(seed: int) -> Raw:
-    from sklearn.datasets import load_wine
-
-    return _sklearn_table(load_wine(), classes=True)
-
-
-@DATASETS.register("breast_cancer")
-def breast_cancer(seed: int) -> Raw:
-    from sklearn.datasets import load_breast_cancer
-
-    return _sklearn_table(load_breast_cancer(), classes=True)
-
-
-@DATASETS.register("diabetes")
-def diabetes(seed: int) -> Raw:
-    """Disease progression after one year (regression, 10 features)."""
-    from sklearn.datasets import load_diabetes
-
-    return _sklearn_table(load_diabetes(), classes=False)
-
-
-def shipped_file(name: str) -> Path | None:
-    """A data file scikit-learn ships in ``sklearn/datasets/data``, found without importing scikit-learn."""
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
-    return path if path.is_file() else None
-
-
-@DATASETS.register("digits")
-def digits(seed: int) -> Raw:
-    """1,797 handwritten digits as 8x8 grey images (N, 8, 8, 1) scaled to [0, 1].
-
-    Read straight from the file scikit-learn ships (what ``load_digits`` reads): importing
-    ``sklearn.datasets`` costs a second, more than the rest of a digits run's start-up.
-    """
-    path = shipped_file("digits.csv.gz")
-    if path is None:  # a scikit-learn that keeps its data elsewhere: its own loader
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        images, target = bunch.images, bunch.target
-    else:
-        table = np.loadtxt(path, delimiter=",")  # 64 pixels (0-16) then the digit, per row
-        images, target = table[:, :-1].reshape(-1, 8, 8), table[:, -1]
-    x = (images / 16.0).astype(np.float32)[..., None]  # (N, 8, 8, 1)
-    return Raw(x=x, y=target.astype(np.int64), classes=[str(d) for d in range(10)])

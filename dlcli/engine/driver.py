@@ -185,7 +185,6 @@ class Engine:
         """
         recipe, plan = self.setup.recipe, self.layout.plan
         epochs, per_row = recipe.train.epochs, None
-        placement = self.setup.placement
         while not progress.finished:
             replaced = between_calls(carry, progress)
             if replaced is not None:

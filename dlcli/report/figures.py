@@ -8,23 +8,28 @@ from typing import Any
 import numpy as np
 
 from dlcli import metrics
-from dlcli.report import plots
+from dlcli.report import figure_process
 from dlcli.tasks import Task
 
 
-def write_run_plots(folder: Path, history: list[dict[str, Any]], best_epoch: int | None, task: Task,
-                    predictions: np.ndarray, y: np.ndarray, report: dict[str, Any], classes: list[str] | None) -> None:
-    """Curves for every run; ROC and score histograms for binary; a confusion matrix for classification.
+def run_plots(folder: Path, history: list[dict[str, Any]], best_epoch: int | None, task: Task,
+              predictions: np.ndarray, y: np.ndarray, report: dict[str, Any], classes: list[str] | None
+              ) -> list[figure_process.Call]:
+    """The :mod:`dlcli.report.plots` calls that draw a run's figures (see :mod:`dlcli.report.figure_process`).
 
+    Curves for every run; ROC and score histograms for binary; a confusion matrix for classification.
     ``predictions`` are the linked outputs (``task.link``): a binary model's scores.
     """
+    calls: list[figure_process.Call] = []
     if history:
-        plots.plot_history(history, folder / "curves.png", best_epoch=best_epoch or None)
+        calls.append(("plot_history", (list(history), folder / "curves.png"), {"best_epoch": best_epoch or None}))
     if report.get("diverged") or not task.classifies:
-        return
-    plots.plot_confusion(np.asarray(report["confusion_matrix"]), classes, folder / "confusion_matrix.png")
+        return calls
+    calls.append(("plot_confusion", (np.asarray(report["confusion_matrix"]), classes, folder / "confusion_matrix.png"),
+                  {}))
     if task.binary and "auc" in report:
         scores = np.asarray(predictions)
         fpr, tpr, _ = metrics.roc_curve(y, scores)
-        plots.plot_roc(fpr, tpr, report["auc"], folder / "roc.png")
-        plots.plot_score_histograms(y, scores, folder / "scores.png")
+        calls.append(("plot_roc", (fpr, tpr, report["auc"], folder / "roc.png"), {}))
+        calls.append(("plot_score_histograms", (y, scores, folder / "scores.png"), {}))
+    return calls

@@ -24,9 +24,6 @@ ROC_POINTS = 2000
 
 def new_figure(width: float, height: float, layout: str | None = "constrained"):
     """A figure for the object API; ``layout=None`` when the caller places its panels (much faster to save)."""
-    from dlcli.report import preload
-
-    preload.ready()  # never two threads in matplotlib at once
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout=layout)

@@ -3,9 +3,9 @@
 The engine (:mod:`dlcli.engine`) trains; this module wraps it in what makes
 a run directory: the resolved recipe and preprocessing before training,
 metrics.jsonl as epochs end, checkpoints every ``train.checkpoint_seconds``
-and on SIGINT/SIGTERM (after which it exits), and the summary, plots and
-final checkpoints after. A run can be resumed from any call boundary and
-ends bit-identical to an uninterrupted one: the engine's carry (state, best
+and on SIGINT/SIGTERM (after which it exits), and the final checkpoints,
+summary and plots after (:mod:`dlcli.train.ending`). A run can be resumed
+from any call boundary and ends bit-identical to an uninterrupted one: the engine's carry (state, best
 state, early stopping, the epoch's partial sums) and the history are saved
 (:mod:`dlcli.train.progress`), and the batch order is recomputed from
 (seed, epoch).
@@ -15,30 +15,24 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 
-from dlcli import metrics
-from dlcli.assemble import Predictor
 from dlcli.checkpoint import create_run_dir, ensure_writable, run_lock, write_json, write_text
-from dlcli.data import Prepared
 from dlcli.engine.driver import Diverged, Engine, Progress
 from dlcli.engine.program import Carry
 from dlcli.errors import DlcliError
-from dlcli.evaluate import outputs_report
 from dlcli.recipe import LoadedRecipe, load_recipe, to_toml
-from dlcli.report import preload
+from dlcli.report import figure_process
 from dlcli.report.console import QuietReporter
 from dlcli.report.generative import write_epoch_figures, write_task_figures
 from dlcli.report.tensorboard import ScalarLog
+from dlcli.train.ending import finish, fit_report, judge_best
 from dlcli.train.interrupt import Interrupted, StopRequests
 from dlcli.train.progress import load_resumable, save_resumable
 from dlcli.train.setup import Setup, checkpoint_bytes, prepare
@@ -53,13 +47,6 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def environment() -> dict[str, Any]:
-    versions = {name: metadata.version(name) for name in ("jax", "flax", "optax", "numpy")}
-    device = jax.devices()[0]
-    return {"versions": {"python": platform.python_version(), **versions},
-            "device": f"{device.platform}:{getattr(device, 'device_kind', '')} x{jax.device_count()}"}
-
-
 def train(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
     """Train a recipe end to end and write its run directory.
 
@@ -69,11 +56,14 @@ def train(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
       reporter: receives progress (see :mod:`dlcli.report.console`).
     """
     maybe_initialize_distributed()
-    preload.start()
     if not is_primary():  # the other processes of a multi-process run compute, process 0 writes
         with tempfile.TemporaryDirectory(prefix="dlcli-worker-") as scratch:
             return train_here(loaded, Path(scratch), QuietReporter())
-    return train_here(loaded, out, reporter)
+    figure_process.start()
+    try:
+        return train_here(loaded, out, reporter)
+    finally:
+        figure_process.stop()  # unused when the run failed or stopped before its figures
 
 
 def train_here(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
@@ -108,8 +98,12 @@ def resume(run_dir: Path, reporter) -> RunResult:
         raise DlcliError(f"Cannot resume '{run_dir}': its data no longer gives the same training split and "
                          "preprocessing (the data file changed since the run started). Start a new run.")
     ensure_writable(run_dir, 0, "the resumed run")
-    with run_lock(run_dir):
-        return fit(setup, run_dir, reporter, setup.initial_state(), Progress(), carry_from=run_dir / "checkpoints")
+    figure_process.start()
+    try:
+        with run_lock(run_dir):
+            return fit(setup, run_dir, reporter, setup.initial_state(), Progress(), carry_from=run_dir / "checkpoints")
+    finally:
+        figure_process.stop()
 
 
 def check_resumable(run_dir: Path) -> None:
@@ -182,9 +176,10 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, progress: Prog
         finally:
             reporter.close()
         final = member(carry)
+        judged = judge_best(run_dir, setup, final, progress, engine)  # its figures are drawn while we go on
         save_resumable(checkpoints, final, progress.snapshot())
     ended = "early_stopped" if len(progress.history) < recipe.train.epochs else "completed"
-    summary = finish(run_dir, setup, final, progress, ended, time.perf_counter() - started, engine,
+    summary = finish(run_dir, setup, final, progress, ended, time.perf_counter() - started, engine, judged,
                      end_of_training=fit_report(setup, engine.predictor, final.state))
     write_task_figures(run_dir / "plots", setup, final.state, final.best)  # autoencoders and GANs: what they learned
     return RunResult(run_dir, summary, progress.history)
@@ -211,97 +206,5 @@ def interrupted(stop: StopRequests, run_dir: Path, name: str, progress: Progress
                                     f"saved in {run_dir / 'checkpoints'}. Resume with: dlcli train --resume {run_dir}")
 
 
-def fit_report(setup: Setup, predictor: Predictor, state: TrainState) -> dict[str, dict[str, float]]:
-    """Loss and accuracy of the last weights on the training and validation splits, in evaluation mode.
-
-    The train/val gap of the finished network: how much it fits the examples
-    it saw better than the ones it did not (overfitting, see overfit-demo).
-    """
-    built, out = setup.built, {}
-    if not built.task.supervised:
-        return out
-    for split in ("train", "val"):
-        if split in setup.data.splits:  # loss and accuracy (or MSE) only: no full report of a large training split
-            y = setup.data.splits[split][1]
-            _, losses, predictions = predictor.judge(built, state.params, state.rest, setup.device_inputs(split), y)
-            if not np.isfinite(predictions).all():
-                out[split] = {"loss": float(losses.mean())}
-            elif built.task.classifies:
-                out[split] = {"loss": float(losses.mean()),
-                              "accuracy": float(np.mean(metrics.predicted_classes(predictions) == y))}
-            else:
-                errors = (np.asarray(predictions, np.float64).reshape(len(y), -1)
-                          - np.asarray(y, np.float64).reshape(len(y), -1))
-                out[split] = {"loss": float(losses.mean()), "mse": float(np.mean(errors ** 2))}
-    return out
-
-
-def split_report(setup: Setup, predictor: Predictor, state: TrainState, split: str
-                 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(outputs, linked predictions, report) of ``state``'s weights on one split."""
-    built, y = setup.built, setup.data.splits[split][1]
-    outputs, losses, predictions = predictor.judge(built, state.params, state.rest, setup.device_inputs(split), y)
-    report = outputs_report(built.task, built.loss_fn, outputs, y, setup.data.preprocessing.classes, losses,
-                            predictions)
-    return outputs, predictions, report
-
-
-def process_started() -> float:
-    """When this process started, as ``time.time()`` (Linux's /proc; elsewhere, when dlcli was imported)."""
-    try:
-        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        import dlcli
-
-        return dlcli.IMPORTED
-
-
 def json_line(record: dict[str, Any]) -> str:
     return json.dumps(record) + "\n"
-
-
-def final_split(data: Prepared) -> str:
-    return "test" if "test" in data.splits else ("val" if "val" in data.splits else "train")
-
-
-def finish(run_dir: Path, setup: Setup, carry: Carry, progress: Progress, ended: str, wall_seconds: float,
-           engine: Engine, **extra: Any) -> dict[str, Any]:
-    """Evaluate the best weights on the held-out split; write summary.json and plots."""
-    from dlcli.report.figures import write_run_plots
-
-    data, built, history = setup.data, setup.built, progress.history
-    split = final_split(data)
-    _, predictions, report = split_report(setup, engine.predictor, carry.best, split)
-    if extra.get("end_of_training") is None:
-        extra.pop("end_of_training", None)
-    examples = sum(r["samples_per_s"] * r["time_s"] for r in history)
-    best_epoch = int(carry.stop.best_epoch)
-    summary = {
-        "recipe": setup.recipe.name,
-        "task": built.task.kind,
-        "ended": ended,
-        **extra,
-        "epochs_run": len(history),
-        "best_epoch": best_epoch,
-        "monitor": setup.stopping.monitor,
-        "evaluated_on": split,
-        "final": {k: v for k, v in report.items()},
-        "parameters": built.parameter_count,
-        "wall_time_s": wall_seconds,
-        "train_time_s": progress.train_seconds,
-        "samples_per_s": examples / progress.train_seconds if progress.train_seconds else 0.0,
-        "epochs_per_call": engine.layout.rows_per_call if engine.layout.rows_per_epoch == 1 else 0,
-        "compile_s": engine.compile_seconds,  # the training program's, compiled or loaded from the cache
-        "compiled_for": engine.compiled_for,
-        "compilations": setup.compilations.since(),
-        "first_step_s": engine.first_call_done - process_started() if engine.first_call_done else None,
-        **({"data": setup.data.reading.record()} if setup.data.reading is not None else {}),
-        **environment(),
-    }
-    write_json(run_dir / "summary.json", summary)
-    write_run_plots(run_dir / "plots", history, best_epoch, built.task, predictions, data.splits[split][1], report,
-                    data.preprocessing.classes)
-    return summary

@@ -1,8 +1,8 @@
 """Saving and restoring where a run stands, so ``--resume`` continues exactly.
 
 The arrays (the engine's carry: train state, best state, early-stopping
-counters, the epoch's partial sums) go to ``checkpoints/last`` through
-orbax; the host's :class:`~dlcli.engine.driver.Progress` (the epoch and
+counters, the epoch's partial sums) go to ``checkpoints/last`` (see
+:mod:`dlcli.checkpoint`); the host's :class:`~dlcli.engine.driver.Progress` (the epoch and
 chunk reached, the metrics history) goes to ``meta.json`` inside the same
 folder, so the two are always swapped in together. Shuffling needs no
 state: an epoch's order is recomputed from (seed, epoch).

@@ -1,0 +1,118 @@
+"""A run's figures, drawn by a second process that was getting ready while the run trained.
+
+Importing matplotlib and loading its fonts take over half a second, and
+drawing a run's figures a third of one; both hold the interpreter lock, so a
+thread of the training process would only take turns with the tracing and
+bookkeeping of the run. :func:`start` launches a Python process that imports
+matplotlib on another core while the run builds, compiles and trains;
+:func:`send` hands it the figures to draw (functions of
+:mod:`dlcli.report.plots` and their arguments) and the run goes on writing
+its last files; :func:`wait` returns once the figures are written. Should
+that process be gone, or fail, the figures are drawn in this one, where an
+error shows as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]  # (function of dlcli.report.plots, args, kwargs)
+_process: subprocess.Popen | None = None
+_pending: list[Call] = []  # sent, drawn here should the process fail
+_sending: threading.Thread | None = None
+
+
+def start() -> None:
+    """Launch the figure process (once; a process that cannot be launched leaves drawing to this one)."""
+    global _process
+    if _process is not None and _process.poll() is None:
+        return
+    package_root = str(Path(__file__).resolve().parents[2])  # where `import dlcli` finds this dlcli
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    try:
+        _process = subprocess.Popen([sys.executable, "-m", "dlcli.report.figure_process"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    env={**os.environ, "PYTHONPATH": path})
+    except OSError:
+        _process = None
+
+
+def send(calls: list[Call]) -> None:
+    """Hand ``calls`` to the figure process, which draws them while this process goes on; :func:`wait` ends it."""
+    global _pending, _sending
+    _pending = calls
+    if _process is not None:
+        payload = pickle.dumps(calls)  # now: the caller may change its objects afterwards
+        _sending = threading.Thread(target=_deliver, args=(_process, payload), name="dlcli-figures", daemon=True)
+        _sending.start()  # the pipe takes the payload as fast as the process reads, once it is ready
+
+
+def _deliver(process: subprocess.Popen, payload: bytes) -> None:
+    try:
+        process.communicate(payload)
+    except OSError:  # it is gone: a broken pipe; wait() draws here
+        process.kill()
+        process.wait()
+
+
+def wait() -> None:
+    """Return once the figures sent are written: by the figure process, or drawn here if it failed or is none."""
+    global _process, _pending, _sending
+    process, calls, sending = _process, _pending, _sending
+    _process, _pending, _sending = None, [], None
+    if sending is not None:
+        sending.join()
+        if process.returncode == 0:
+            return
+    elif process is not None:
+        stop_process(process)
+    from dlcli.report import plots
+
+    for name, args, kwargs in calls:
+        getattr(plots, name)(*args, **kwargs)
+
+
+def stop() -> None:
+    """End a figure process that was not needed (the run failed or stopped before its figures)."""
+    global _process, _pending, _sending
+    process, sending = _process, _sending
+    _process, _pending, _sending = None, [], None
+    if sending is not None:
+        sending.join()
+    elif process is not None:
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    process.stdin.close()  # it exits when its input ends
+    process.wait()
+
+
+def serve() -> None:
+    """The figure process: import and warm matplotlib, then draw what arrives on stdin (nothing, at its end)."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    from dlcli.report import plots
+
+    figure = Figure(figsize=(1, 1))
+    figure.subplots().set_title("warm")  # loads the font and its glyph cache
+    figure.savefig(io.BytesIO(), format="png", dpi=10)
+    try:
+        calls = pickle.load(sys.stdin.buffer)
+    except EOFError:
+        return
+    for name, args, kwargs in calls:
+        getattr(plots, name)(*args, **kwargs)
+
+
+if __name__ == "__main__":
+    serve()
+    os._exit(0)  # every file is written and closed; the run waits for this exit, not for matplotlib's teardown
