@@ -85,8 +85,9 @@ def stop() -> None:
     _process, _pending, _sending = None, [], None
     if sending is not None:
         sending.join()
-    elif process is not None:
-        stop_process(process)
+    elif process is not None:  # nothing to draw: no need to let it finish loading matplotlib
+        process.kill()
+        process.wait()
 
 
 def stop_process(process: subprocess.Popen) -> None:

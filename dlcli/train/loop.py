@@ -59,7 +59,6 @@ def train(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
     if not is_primary():  # the other processes of a multi-process run compute, process 0 writes
         with tempfile.TemporaryDirectory(prefix="dlcli-worker-") as scratch:
             return train_here(loaded, Path(scratch), QuietReporter())
-    figure_process.start()
     try:
         return train_here(loaded, out, reporter)
     finally:
@@ -70,6 +69,8 @@ def train_here(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
     recipe = loaded.recipe
     ensure_writable(out / recipe.name)  # fail before loading data, not after
     setup = prepare(loaded)
+    if is_primary():  # the recipe and its data are sound: this run will draw its figures
+        figure_process.start()
     state = setup.initial_state()
     ensure_writable(out / recipe.name, checkpoint_bytes(state))
     run_dir = create_run_dir(out, recipe.name)
