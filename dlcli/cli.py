@@ -82,17 +82,17 @@ def train(
 
     Ctrl-C or SIGTERM saves a checkpoint and exits (130 / 143); `dlcli train --resume RUN_DIR` continues it.
     """
-    from dlcli.data.no_pandas import arrow_without_pandas
+    from dlcli.no_pandas import arrow_without_pandas
     from dlcli.recipe import load_recipe
 
     if resume is not None:
         if recipe is not None or set_ or seed is not None or dry_run:
             raise DlcliError("--resume continues a run with the recipe saved in its directory, so RECIPE, --set, "
                              "--seed and --dry-run cannot be combined with it. Give only: dlcli train --resume RUN_DIR.")
+        arrow_without_pandas()
         from dlcli.report.console import make_reporter
         from dlcli.train.loop import resume as resume_run
 
-        arrow_without_pandas()
         return show_result(resume_run(resume, make_reporter(json_mode=json_)), json_)
     if recipe is None:
         raise DlcliError("Give a RECIPE (a .toml file or a bundled name; `dlcli recipes` lists them), or "
@@ -103,10 +103,10 @@ def train(
 
         print_resolved(loaded)
         return
+    arrow_without_pandas()  # before anything imports pyarrow's dataset module, which would load pandas
     from dlcli.report.console import make_reporter
     from dlcli.train.loop import train as train_recipe
 
-    arrow_without_pandas()
     show_result(train_recipe(loaded, out, make_reporter(json_mode=json_)), json_)
 
 
@@ -135,10 +135,11 @@ def evaluate(
         raise DlcliError(f"--split '{split}': choose test, val or train.")
     if split is not None and data is not None:
         raise DlcliError("--split and --data both say what to evaluate on; give one of them.")
-    from dlcli.data.no_pandas import arrow_without_pandas
-    from dlcli.runs import evaluate_run
+    from dlcli.no_pandas import arrow_without_pandas
 
     arrow_without_pandas()
+    from dlcli.runs import evaluate_run
+
     report = evaluate_run(run_dir, split, data)
     if json_:
         emit_json(report)
@@ -158,10 +159,11 @@ def predict(
                                                      "(default: CSV on stdout).")] = None,
 ) -> None:
     """Predict classes and probabilities (or values) for new inputs."""
-    from dlcli.data.no_pandas import arrow_without_pandas
-    from dlcli.runs import predict_file, write_predictions
+    from dlcli.no_pandas import arrow_without_pandas
 
     arrow_without_pandas()
+    from dlcli.runs import predict_file, write_predictions
+
     text = write_predictions(predict_file(run_dir, input_file), out)
     if text is not None:
         sys.stdout.write(text)
