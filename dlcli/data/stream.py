@@ -37,7 +37,8 @@ from dlcli.data.feed import Chunk, chunks_per_epoch
 from dlcli.data.fit_pass import FitSums, combine_fit_sums, fitted_preprocessing
 from dlcli.data.prefetch import Background
 from dlcli.data.preprocess import Preprocessing
-from dlcli.data.row_groups import SPLIT_CODES, TRAIN, Parts, Unit, largest_share, process_units, split_codes, train_rows
+from dlcli.data.row_groups import (SPLIT_CODES, TRAIN, Parts, Unit, held_out_counts, largest_share, process_units,
+                                   split_codes, train_rows)
 from dlcli.errors import DlcliError
 from dlcli.tasks import task_named
 
@@ -56,6 +57,34 @@ class Window(NamedTuple):
 class EpochPlan(NamedTuple):
     windows: list[list[int]]  # per window, indices into the process's units, in reading order
     starts: np.ndarray  # (W + 1,) the first row of each window in the epoch order, and the share's size
+
+
+class HeldOut:
+    """A process's held-out rows, gathered unit by unit into float32 inputs sized from the footers."""
+
+    def __init__(self, units: Sequence[Unit], fractions: dict[str, float], width: int):
+        sizes = {split: sum(held_out_counts(u.rows, fractions).get(split, 0) for u in units) for split in fractions}
+        self.x = {split: np.empty((size, width), np.float32) for split, size in sizes.items()}
+        self.targets: dict[str, list[np.ndarray]] = {split: [] for split in fractions}
+        self.filled = dict.fromkeys(fractions, 0)
+
+    def add(self, split: str, table: pa.Table, raw: Preprocessing, target: str, rows: np.ndarray, where: str) -> None:
+        at = self.filled[split]
+        features_into(self.x[split][at:at + len(rows)], table, raw, rows, where)  # offsets and scales, checked
+        self.targets[split].append(target_values(table, target, rows))
+        self.filled[split] = at + len(rows)
+
+    def model_ready(self, pre: Preprocessing) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Standardised in place (features_into's arithmetic) and the targets encoded."""
+        out = {}
+        for split, x in self.x.items():
+            if not len(x):
+                continue
+            if pre.mean is not None:
+                x -= np.asarray(pre.mean, np.float32)
+                x /= np.asarray(pre.std, np.float32)
+            out[split] = (x, encoded_targets(pre, np.concatenate(self.targets[split]), f"{split} split"))
+        return out
 
 
 class ParquetFeed:
@@ -109,13 +138,18 @@ class ParquetFeed:
                             f"({len(self.parts.units)} row groups); each epoch permutes row groups and shuffles rows "
                             f"within windows of at least {shuffle_buffer:,} rows, read ahead on a thread")
         self._readers: set[Background] = set()
-        self._held_out: dict[str, pa.Table] | None = None  # raw held-out rows, kept by the fit pass
+        self._held_out: HeldOut | None = None  # the held-out rows, kept by the fit pass
 
     # -- the fit pass ----------------------------------------------------
     def fit_sums(self) -> FitSums:
-        """One pass over this process's training rows: their :class:`FitSums`, and every value checked."""
+        """One pass over this process's training rows: their :class:`FitSums`, and every value checked.
+
+        The held-out rows it meets are kept as they go, as float32 inputs not yet
+        standardised (the statistics come at the end of the pass) and raw targets,
+        in arrays sized from the footers: a fraction of the float64 table they come from.
+        """
         total = FitSums.empty(len(self.raw.input_columns))
-        held_out: dict[str, list[pa.Table]] = {split: [] for split in self.fractions}
+        held_out = HeldOut(self.units, self.fractions, len(self.raw.input_columns))
         reader = Background((unit, self._read(unit)) for unit in self.units)  # the next read overlaps this sum
         try:
             for unit, table in reader:
@@ -123,7 +157,7 @@ class ParquetFeed:
                 self._keep_rows(unit, table, held_out)
         finally:
             reader.close()
-        self._held_out = {split: pa.concat_tables(tables) for split, tables in held_out.items()}
+        self._held_out = held_out
         return total
 
     def _unit_sums(self, unit: Unit, table: pa.Table) -> FitSums:
@@ -152,26 +186,32 @@ class ParquetFeed:
         for unit in self.units:
             table = self._read(unit)
             check_complete(table, [*self.raw.input_columns, self.target], self._where(unit))
-            self._keep_rows(unit, table, pieces)
+            codes = split_codes(unit, self.seed, self.fractions)
+            for split, tables in pieces.items():
+                tables.append(table.take(pa.array(np.flatnonzero(codes == SPLIT_CODES[split]))))
         return {split: pa.concat_tables(tables) for split, tables in pieces.items()}
 
-    def _keep_rows(self, unit: Unit, table: pa.Table, pieces: dict[str, list[pa.Table]]) -> None:
+    def _keep_rows(self, unit: Unit, table: pa.Table, held_out: "HeldOut") -> None:
         codes = split_codes(unit, self.seed, self.fractions)
-        for split, tables in pieces.items():
-            tables.append(table.take(pa.array(np.flatnonzero(codes == SPLIT_CODES[split]))))
+        for split in self.fractions:
+            rows = np.flatnonzero(codes == SPLIT_CODES[split])
+            held_out.add(split, table, self.raw, self.target, rows, self._where(unit))
 
     def held_out(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """This process's validation and test rows as model-ready (x, y) arrays: small, so kept in memory.
 
-        The fit pass keeps their raw rows as it goes, so that a run reads its
-        data once before the first epoch; without one (a resumed run) they are read here.
+        The fit pass keeps them as it goes, so that a run reads its data once
+        before the first epoch; without one (a resumed run) they are read here.
         """
         pre = self._fitted()
-        tables = self._held_out or self.split_tables(*self.fractions)
-        self._held_out = None
-        return {split: (pre.table_features(table, f"{split} split"),
-                        pre.encode_target(target_values(table, self.target, slice(None)), f"{split} split"))
-                for split, table in tables.items() if table.num_rows}
+        held_out, self._held_out = self._held_out, None
+        if held_out is None:
+            held_out = HeldOut(self.units, self.fractions, len(self.raw.input_columns))
+            for unit in self.units:
+                table = self._read(unit)
+                check_complete(table, [*self.raw.input_columns, self.target], self._where(unit))
+                self._keep_rows(unit, table, held_out)
+        return held_out.model_ready(pre)
 
     # -- epochs ----------------------------------------------------------
     def plan(self, epoch: int) -> EpochPlan:
