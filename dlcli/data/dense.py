@@ -119,7 +119,7 @@ def _aligned_row(row: int, width: int) -> int:
     return row
 
 
-def _zeros(shape: tuple[int, int]) -> np.ndarray:
+def zeros_aligned(shape: tuple[int, int]) -> np.ndarray:
     """A float32 matrix of zeros on fresh pages (page-aligned, so 64-byte aligned), every page mapped
     before the rows arrive: first touches of pages at random rows cost three times the writes, and the
     kernel maps them all at once (MAP_POPULATE) faster still than touching them in order."""
@@ -145,7 +145,7 @@ def _read_matrix(files: DataFiles, columns: list[str], config: DataConfig, featu
     offsets = np.array([config.offsets.get(name, 0.0) for name in features], np.float32)
     scales = np.array([config.scales.get(name, 1.0) for name in features], np.float32)
     height = height or rows
-    x = _zeros((height, len(inputs)))  # (N, F)
+    x = zeros_aligned((height, len(inputs)))  # (N, F)
     y = np.zeros(height, files.dataset.schema.field(target_column).type.to_pandas_dtype())  # (N,)
     row = np.dtype((np.void, x.shape[1] * 4))  # one row as one item: numpy scatters items twice as fast as rows
     rows_of_x = x.view(row).reshape(-1)  # (N,)

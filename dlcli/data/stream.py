@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from dlcli.data.columns import check_complete, encoded_targets, features_into, target_values
+from dlcli.data.dense import zeros_aligned
 from dlcli.data.feed import Chunk, chunks_per_epoch
 from dlcli.data.fit_pass import FitSums, combine_fit_sums, fitted_preprocessing
 from dlcli.data.prefetch import Background
@@ -64,7 +65,8 @@ class HeldOut:
 
     def __init__(self, units: Sequence[Unit], fractions: dict[str, float], width: int):
         sizes = {split: sum(held_out_counts(u.rows, fractions).get(split, 0) for u in units) for split in fractions}
-        self.x = {split: np.empty((size, width), np.float32) for split, size in sizes.items()}
+        # page-aligned, so that JAX on a CPU uses them in place rather than copying them to its device
+        self.x = {split: zeros_aligned((size, width)) for split, size in sizes.items()}
         self.targets: dict[str, list[np.ndarray]] = {split: [] for split in fractions}
         self.filled = dict.fromkeys(fractions, 0)
 
