@@ -97,10 +97,11 @@ HEADER = ("| rows        | path        | first step s  | s/epoch | rows/s      |
           "|-------------|-------------|---------------|---------|-------------|--------------|----------|")
 
 
-def train_processes(folder: Path, path: str, out: Path, epochs: int, logs: Path) -> tuple[list[int], list[float], str]:
+def train_processes(folder: Path, path: str, out: Path, epochs: int, logs: Path, overrides: list[str]
+                    ) -> tuple[list[int], list[float], str]:
     """Run the training processes of one path; (exit codes, peak RSS in GB each, a failed one's last line)."""
     command = [PYTHON, "-m", "dlcli", "train", "higgs-mlp", "--out", str(out), "--set", f"data.path='{folder}'",
-               "--set", f"train.epochs={epochs}"]
+               "--set", f"train.epochs={epochs}", *(arg for item in overrides for arg in ("--set", item))]
     if path in ("memory", "stream"):
         command += ["--set", f"data.stream={'true' if path == 'stream' else 'false'}"]
         environments = [{}]
@@ -133,10 +134,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def measure(folder: Path, rows: int, path: str, epochs: int, work: Path) -> Row:
+def measure(folder: Path, rows: int, path: str, epochs: int, work: Path, overrides: list[str]) -> Row:
     out, logs = work / f"runs-{rows}-{path}", work / f"logs-{rows}-{path}"
     logs.mkdir(parents=True)
-    codes, peaks, last = train_processes(folder, path, out, epochs, logs)
+    codes, peaks, last = train_processes(folder, path, out, epochs, logs, overrides)
     row = Row(rows, PATHS[path], peak_rss_gb=max(peaks))
     if any(codes):
         row.failure = last
@@ -160,6 +161,8 @@ def main() -> None:
     parser.add_argument("--paths", default="memory,stream,processes",
                         help=f"comma-separated, of {', '.join(PATHS)} ('processes' = 2 local processes)")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe override for every run, e.g. --set train.batch_size=2048")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     paths = args.paths.split(",")
@@ -174,7 +177,7 @@ def main() -> None:
         folder = spark_folder(args.dir, rows)
         print(f"(data: {folder}, {time.perf_counter() - tick:.1f} s)", file=sys.stderr)
         for path in paths:
-            row = measure(folder, rows, path, args.epochs, work)
+            row = measure(folder, rows, path, args.epochs, work, args.overrides)
             rows_list.append(row)
             print(row.line(), flush=True)
     if args.json:

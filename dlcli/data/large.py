@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, replace
 
-import numpy as np
 import pyarrow as pa
 
 from dlcli.data.dataset import DataFiles
@@ -112,9 +111,7 @@ def fed_data(config: DataConfig, seed: int, files: DataFiles, features: list[str
                          "and data.validation_split and data.test_split are both 0. Set data.validation_split "
                          "(e.g. 0.1).")
     if not reading.stream:  # this process's share, held in memory
-        train = feed.split_tables("train")["train"]
-        x = pre.table_features(train, "training split")
-        y = pre.encode_target(np.asarray(train.column(target)), "training split")
+        x, y = feed.training_arrays()
         feed = ArrayFeed(x, y, seed, largest_share=feed.largest_share, examples=feed.examples, process=process,
                          processes=processes)
     return Prepared(splits, pre, feed=feed, reading=replace(reading, local_rows=feed.local_examples))

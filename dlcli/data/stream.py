@@ -61,14 +61,17 @@ class EpochPlan(NamedTuple):
 
 
 class HeldOut:
-    """A process's held-out rows, gathered unit by unit into float32 inputs sized from the footers."""
+    """Rows of a process's splits, gathered unit by unit into float32 inputs sized from the footers."""
 
-    def __init__(self, units: Sequence[Unit], fractions: dict[str, float], width: int):
-        sizes = {split: sum(held_out_counts(u.rows, fractions).get(split, 0) for u in units) for split in fractions}
+    def __init__(self, units: Sequence[Unit], fractions: dict[str, float], width: int,
+                 splits: Sequence[str] | None = None):
+        splits = list(fractions) if splits is None else list(splits)
+        sizes = {split: sum(train_rows(u, fractions) if split == "train" else
+                            held_out_counts(u.rows, fractions).get(split, 0) for u in units) for split in splits}
         # page-aligned, so that JAX on a CPU uses them in place rather than copying them to its device
         self.x = {split: zeros_aligned((size, width)) for split, size in sizes.items()}
-        self.targets: dict[str, list[np.ndarray]] = {split: [] for split in fractions}
-        self.filled = dict.fromkeys(fractions, 0)
+        self.targets: dict[str, list[np.ndarray]] = {split: [] for split in splits}
+        self.filled = dict.fromkeys(splits, 0)
 
     def add(self, split: str, table: pa.Table, raw: Preprocessing, target: str, rows: np.ndarray, where: str) -> None:
         at = self.filled[split]
@@ -195,9 +198,17 @@ class ParquetFeed:
 
     def _keep_rows(self, unit: Unit, table: pa.Table, held_out: "HeldOut") -> None:
         codes = split_codes(unit, self.seed, self.fractions)
-        for split in self.fractions:
+        for split in held_out.x:
             rows = np.flatnonzero(codes == SPLIT_CODES[split])
             held_out.add(split, table, self.raw, self.target, rows, self._where(unit))
+
+    def training_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """This process's training rows as model-ready (x, y) arrays, read unit by unit (its share held in
+        memory, in a run of several processes whose shares fit)."""
+        rows = HeldOut(self.units, self.fractions, len(self.raw.input_columns), ["train"])
+        for unit in self.units:
+            self._keep_rows(unit, self._read(unit), rows)
+        return rows.model_ready(self._fitted())["train"]
 
     def held_out(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """This process's validation and test rows as model-ready (x, y) arrays: small, so kept in memory.
