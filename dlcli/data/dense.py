@@ -21,13 +21,12 @@ which encodes it or explains the problem.
 
 from __future__ import annotations
 
-import mmap
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from dlcli.data.features import feature_columns, feature_names
+from dlcli.data.aligned import ALIGNMENT, zeros_aligned
 from dlcli.data.dataset import DataFiles
 from dlcli.data.large import fed_data, plan_reading
 from dlcli.data.preprocess import Preprocessing, feature_statistics, fit_labels
@@ -37,8 +36,6 @@ from dlcli.recipe import DataConfig
 from dlcli.tasks import infer_task, task_named
 
 BATCH_ROWS = 1 << 16  # rows converted at a time: a few MB whatever the data set's size
-# Each split starts on a 64-byte boundary, where JAX on CPU places an array without copying it.
-ALIGNMENT = 64
 
 
 def prepare_dense(config: DataConfig, seed: int, files: DataFiles | None, extra: dict[str, DataFiles | None],
@@ -117,21 +114,6 @@ def _aligned_row(row: int, width: int) -> int:
     while row * width * 4 % ALIGNMENT:
         row += 1
     return row
-
-
-def zeros_aligned(shape: tuple[int, int]) -> np.ndarray:
-    """A float32 matrix of zeros on fresh pages (page-aligned, so 64-byte aligned), every page mapped
-    before the rows arrive: first touches of pages at random rows cost three times the writes, and the
-    kernel maps them all at once (MAP_POPULATE) faster still than touching them in order."""
-    size = int(np.prod(shape)) * 4
-    if not hasattr(mmap, "MAP_ANONYMOUS"):  # not a POSIX system: touch the pages in order
-        buffer = np.empty(size + ALIGNMENT, np.uint8)
-        skip = -buffer.ctypes.data % ALIGNMENT
-        matrix = buffer[skip:skip + size].view(np.float32).reshape(shape)
-        matrix.fill(0)
-        return matrix
-    pages = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0))
-    return np.frombuffer(pages, np.float32, count=size // 4).reshape(shape)
 
 
 def _read_matrix(files: DataFiles, columns: list[str], config: DataConfig, features: list[str], rows: int,

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from dlcli.data.columns import check_complete, encoded_targets, features_into, target_values
-from dlcli.data.dense import zeros_aligned
+from dlcli.data.aligned import zeros_aligned
 from dlcli.data.feed import Chunk, chunks_per_epoch
 from dlcli.data.fit_pass import FitSums, combine_fit_sums, fitted_preprocessing
 from dlcli.data.prefetch import Background
