@@ -117,7 +117,8 @@ def current_learning_rate(opt_state: Any, schedule: Any, step: Any) -> Any:
     kinds = (optax.InjectHyperparamsState, optax.InjectStatefulHyperparamsState)
     injected = [node for node in jax.tree.leaves(opt_state, is_leaf=lambda n: isinstance(n, kinds))
                 if isinstance(node, kinds)]
-    rate = injected[0].hyperparams["learning_rate"] if injected else schedule(step - 1)
+    rates = [node.hyperparams["learning_rate"] for node in injected if "learning_rate" in node.hyperparams]
+    rate = rates[0] if rates else schedule(step - 1)
     return rate * learning_rate_scale(opt_state)
 
 
@@ -207,15 +208,18 @@ def build_optimizer(config: OptimizerConfig, total_steps: int, steps_per_epoch: 
     if "discriminator" in config.settings():
         return two_player_optimizer(config, total_steps, steps_per_epoch)
     plan = plan_optimizer(config)
+    clip, decay = optax.clip_by_global_norm, optax.add_decayed_weights
     if inject:
         static = tuple(k for k, v in plan.settings.items() if isinstance(v, (bool, str)) or v is None)
         optimizer = optax.inject_hyperparams(OPTIMIZERS.get(plan.kind), static_args=static)(
             plan.learning_rate, **plan.settings)
+        clip = optax.inject_hyperparams(clip)  # the clipping norm and the decay are numbers in the state too
+        decay = optax.inject_hyperparams(decay, static_args=("mask",))
     else:
         optimizer = OPTIMIZERS.get(plan.kind)(schedule_of(plan, total_steps), **plan.settings)
     return optax.chain(
-        optax.clip_by_global_norm(plan.clip) if plan.clip else optax.identity(),
-        optax.add_decayed_weights(plan.decay, mask=weights_only) if plan.decay else optax.identity(),
+        clip(plan.clip) if plan.clip else optax.identity(),
+        decay(plan.decay, mask=weights_only) if plan.decay else optax.identity(),
         optimizer,
         PLATEAU.get("reduce_on_plateau")(steps_per_epoch, **plan.plateau) if plan.plateau is not None
         else optax.identity(),

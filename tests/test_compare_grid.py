@@ -71,6 +71,20 @@ def test_dropout_rates_share_one_program_and_each_equals_its_own_run(tmp_path):
     assert len(without["groups"]) == 2  # no dropout means no Dropout layers: another program
 
 
+def test_clipping_norms_and_weight_decays_share_one_program_and_each_equals_its_own_run(tmp_path):
+    summary = run_compare(tmp_path, "--vary", "optimizer.clip_global_norm=0.05,1.0",
+                          "--vary", "optimizer.weight_decay=0.001,0.1", "--seeds", "1")
+    assert summary["compilations"]["train"] == 1 and len(summary["groups"]) == 1
+    together = histories(summary["run_dir"])
+    label = "optimizer.clip_global_norm=0.05 optimizer.weight_decay=0.1"
+    alone = train_recipe("moons-mlp", tmp_path / "alone", *SMALL[1::2], "optimizer.clip_global_norm=0.05",
+                         "optimizer.weight_decay=0.1")
+    np.testing.assert_allclose([r["loss"] for r in together[(label, 0)]], [r["loss"] for r in alone.history],
+                               rtol=1e-5, atol=1e-6)
+    finals = {label: history[-1]["loss"] for (label, _), history in together.items()}
+    assert len(set(finals.values())) == 4  # each norm and decay reaches its member
+
+
 def test_shape_changing_keys_get_their_own_programs(tmp_path):
     summary = run_compare(tmp_path, "--vary", "train.batch_size=25,100", "--vary", "optimizer.learning_rate=0.01,0.1",
                           "--seeds", "1")

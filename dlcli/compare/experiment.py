@@ -70,7 +70,10 @@ def program_key(recipe: Recipe) -> str:
     own = set(OPTIMIZERS.options(recipe.optimizer.kind))
     numbers = {k: v for k, v in recipe.optimizer.settings().items()
                if k in own and isinstance(v, (int, float)) and not isinstance(v, bool)}
-    optimizer = recipe.optimizer.model_copy(update={"learning_rate": 1.0, **{k: 0.0 for k in numbers}})
+    settings = recipe.optimizer.settings()
+    shared = {k: 1.0 for k in ("clip_global_norm", "weight_decay")  # carried too when on (off: no such step)
+              if isinstance(settings.get(k), (int, float)) and not isinstance(settings[k], bool) and settings[k] > 0}
+    optimizer = recipe.optimizer.model_copy(update={"learning_rate": 1.0, **{k: 0.0 for k in numbers}, **shared})
     return to_toml(recipe.model_copy(update={"optimizer": optimizer}))
 
 
