@@ -143,7 +143,9 @@ def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict
         for variant in group.variants:
             recipe = variant.loaded.recipe
             key = data_key(recipe)
-            setup = prepare(variant.loaded, data_by_config.get(key), inject=group.vmapped)
+            # in a shared program the first variant's model serves all: the others are checked, not initialised
+            setup = prepare(variant.loaded, data_by_config.get(key), inject=group.vmapped,
+                            shapes_only=group.vmapped and bool(setups[-1]))
             data_by_config.setdefault(key, setup.data)
             if not setup.built.task.supervised:
                 raise DlcliError(f"{base.source}: compare and tune rank classification and regression recipes; this one "
@@ -198,7 +200,8 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
     setup = setups[0]
     members = [(variant, seed) for variant in group.variants for seed in seeds]
     optimizers = {v.label: s.optimizer for v, s in zip(group.variants, setups)}
-    models = {seed: assemble(setup.recipe, setup.data.preprocessing, seed=seed) for seed in seeds}  # paired weights
+    models = {seed: setup.built if seed == setup.recipe.seed else assemble(setup.recipe, setup.data.preprocessing,
+                                                                         seed=seed) for seed in seeds}  # paired
     states = [TrainState(models[seed].params, models[seed].rest,
                          run_once(optimizers[variant.label].init, models[seed].params), np.zeros((), np.int32),
                          jax.random.key(seed) if setup.augment is not None else None,

@@ -113,18 +113,21 @@ def make_stopping(recipe: Recipe, has_val: bool, wanted: list[str]) -> EarlyStop
     return stopping
 
 
-def prepare(loaded: LoadedRecipe, data: Prepared | None = None, inject: bool = False) -> Setup:
+def prepare(loaded: LoadedRecipe, data: Prepared | None = None, inject: bool = False,
+            shapes_only: bool = False) -> Setup:
     """Load the recipe's data and build every component; raises DlcliError for any mistake in them.
 
     Args:
       data: the recipe's data, already loaded (variants of a comparison that share ``[data]``).
       inject: build the optimizer with its numbers in its state (see :func:`dlcli.optim.build_optimizer`).
+      shapes_only: check the model but give its weights as shapes only (a member of a stack whose first
+        member's weights and program serve all).
     """
     configure_compilation()
     compilations = Compilations.start()
     recipe = loaded.recipe
     data = data or load_data(recipe.data, recipe.seed, loaded.resolve_path, task=recipe.task)
-    built = assemble(recipe, data.preprocessing)
+    built = assemble(recipe, data.preprocessing, abstract=shapes_only)
     wanted = check_metrics(recipe, built.task.kind) or built.task.default_metrics
     plan = (make_plan(data.train_examples, recipe.train.batch_size, recipe.train.chunks_per_epoch or 1)
             if data.feed is None else fed_plan(data.feed, recipe.train.batch_size, recipe.train.chunks_per_epoch,
