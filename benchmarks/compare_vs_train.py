@@ -30,6 +30,22 @@ def timed(command: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - tick
 
 
+def against_one_train(commands: dict[str, list[str]], env: dict[str, str], repeats: int) -> None:
+    """Time ``commands`` in turns, ``repeats`` times after one run each to fill the cache, and print each
+    median with its ratio to the first command's (one train)."""
+    for command in commands.values():
+        timed(command, env)  # fill the cache
+    times: dict[str, list[float]] = {label: [] for label in commands}
+    for _ in range(repeats):
+        for label, command in commands.items():
+            times[label].append(timed(command, env))
+    width = max(map(len, commands)) + 2
+    base = statistics.median(next(iter(times.values())))
+    for label, values in times.items():
+        median = statistics.median(values)
+        print(f"{label:{width}} {median:7.2f} s  {median / base:5.2f}x one train")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
@@ -40,15 +56,7 @@ def main() -> None:
     train = [sys.executable, "-m", "dlcli", "train", args.recipe, "--out", str(work / "runs")]
     compare = [sys.executable, "-m", "dlcli", "compare", args.recipe, "--vary", f"optimizer.learning_rate={RATES}",
                "--seeds", "5", "--out", str(work / "runs")]
-    timed(train, env), timed(compare, env)  # fill the cache
-    times: dict[str, list[float]] = {"train (1 run)": [], "compare (5 rates x 5 seeds)": []}
-    for _ in range(args.repeats):
-        times["train (1 run)"].append(timed(train, env))
-        times["compare (5 rates x 5 seeds)"].append(timed(compare, env))
-    base = statistics.median(times["train (1 run)"])
-    for label, values in times.items():
-        median = statistics.median(values)
-        print(f"{label:30} {median:7.2f} s  {median / base:5.2f}x one train")
+    against_one_train({"train (1 run)": train, "compare (5 rates x 5 seeds)": compare}, env, args.repeats)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ first run fills it); medians printed.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from compare_vs_train import timed  # a whole process, timed (this folder is on the path of a script run)
+from compare_vs_train import against_one_train  # (this folder is on the path of a script run)
 
 
 def main() -> None:
@@ -35,16 +34,7 @@ def main() -> None:
         commands[f"tune {args.trials} trials --parallel {parallel}"] = [
             sys.executable, "-m", "dlcli", "tune", "digits-mlp-tune", "--trials", str(args.trials),
             "--parallel", str(parallel), *out]
-    for command in commands.values():
-        timed(command, env)  # fill the cache
-    times: dict[str, list[float]] = {label: [] for label in commands}
-    for _ in range(args.repeats):
-        for label, command in commands.items():
-            times[label].append(timed(command, env))
-    base = statistics.median(times["train digits-mlp (1 run)"])
-    for label, values in times.items():
-        median = statistics.median(values)
-        print(f"{label:34} {median:7.2f} s  {median / base:5.2f}x one train")
+    against_one_train(commands, env, args.repeats)
 
 
 if __name__ == "__main__":
