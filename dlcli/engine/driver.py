@@ -184,6 +184,12 @@ class Engine:
         ``on_epoch(member, record, carry)`` runs after each finished epoch.
         A single run raises :class:`Diverged` with ``carry`` at the last good state.
         """
+        try:
+            return self._train(carry, progress, reporter, between_calls, on_epoch)
+        finally:
+            self.source.close()  # a feed's background reading ends with the run
+
+    def _train(self, carry: Carry, progress: Progress, reporter, between_calls, on_epoch) -> Carry:
         recipe, plan = self.setup.recipe, self.layout.plan
         epochs, per_row = recipe.train.epochs, None
         while not progress.finished:
@@ -334,6 +340,9 @@ class ResidentRows:
     def prefetch(self, epoch: int, chunk: int) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 class FedRows:
     """Rows fed by the host from a :class:`~dlcli.data.feed.Feed`, one chunk a call, shared by every member.
@@ -365,6 +374,10 @@ class FedRows:
     def prefetch(self, epoch: int, chunk: int) -> None:
         if epoch <= self.epochs:
             self._ready = ((epoch, chunk), self.place(epoch, chunk))
+
+    def close(self) -> None:
+        self._stream, self._at, self._ready = None, None, None
+        self.feed.close()
 
     def place(self, epoch: int, chunk: int) -> tuple:
         """Chunk ``chunk`` of ``epoch`` as (1, S, B, ...) arrays on the devices."""

@@ -93,35 +93,22 @@ def gather_rows(array: np.ndarray) -> np.ndarray:
     For what every process must hold whole though each read only its share
     (the held-out splits, small next to the training rows).
     """
-    if jax.process_count() == 1:
-        return array
-    from jax.experimental.multihost_utils import process_allgather
-
-    counts = np.asarray(process_allgather(np.array([len(array)], np.int64))).reshape(-1)
-    padded = np.zeros((int(counts.max()), *array.shape[1:]), array.dtype)
-    padded[:len(array)] = array
-    parts = np.asarray(process_allgather(padded))  # (P, longest, ...)
-    return np.concatenate([parts[p][:count] for p, count in enumerate(counts)])
-
-
-def sum_over_processes(tree: Any) -> Any:
-    """Each leaf summed over the processes (partial sums of a statistic, to the whole data set's)."""
-    if jax.process_count() == 1:
-        return tree
-    from jax.experimental.multihost_utils import process_allgather
-
-    return jax.tree.map(lambda leaf: np.asarray(process_allgather(np.asarray(leaf))).sum(0), tree)
+    return array if jax.process_count() == 1 else np.concatenate(process_parts(array))
 
 
 def gather_texts(text: str) -> list[str]:
     """Every process's ``text``, in process order (one item in a single process)."""
     if jax.process_count() == 1:
         return [text]
+    return [bytes(part).decode() for part in process_parts(np.frombuffer(text.encode(), np.uint8))]
+
+
+def process_parts(array: np.ndarray) -> list[np.ndarray]:
+    """Every process's ``array`` (its rows may number differently in each), in process order."""
     from jax.experimental.multihost_utils import process_allgather
 
-    data = np.frombuffer(text.encode(), np.uint8)
-    counts = np.asarray(process_allgather(np.array([len(data)], np.int64))).reshape(-1)
-    padded = np.zeros(int(counts.max()), np.uint8)
-    padded[:len(data)] = data
-    parts = np.asarray(process_allgather(padded))
-    return [bytes(parts[p][:count]).decode() for p, count in enumerate(counts)]
+    counts = np.asarray(process_allgather(np.array([len(array)], np.int64))).reshape(-1)
+    padded = np.zeros((int(counts.max()), *array.shape[1:]), array.dtype)  # allgather wants equal shapes
+    padded[:len(array)] = array
+    parts = np.asarray(process_allgather(padded))  # (P, longest, ...)
+    return [parts[p][:count] for p, count in enumerate(counts)]
