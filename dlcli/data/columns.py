@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from dlcli.data.preprocess import Preprocessing, numeric_column
-from dlcli.data.tables import is_number
+from dlcli.data.tables import is_number, numeric_type
 from dlcli.errors import DlcliError
 from dlcli.tasks import task_named
 
@@ -40,8 +40,7 @@ def features_into(out: np.ndarray, table: pa.Table, pre: Preprocessing, rows: Ro
     """
     for j, name in enumerate(pre.input_columns):
         column = table.column(name)
-        if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)
-                or pa.types.is_boolean(column.type)):
+        if not numeric_type(column.type):
             numeric_column(column, name, where)  # raises the message for text, dates, ...
         values = column.to_numpy()  # zero-copy for one chunk without nulls (check_complete has ruled them out)
         out[:, j] = values[rows]

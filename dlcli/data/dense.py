@@ -31,7 +31,7 @@ from dlcli.data.dataset import DataFiles
 from dlcli.data.large import fed_data, plan_reading
 from dlcli.data.preprocess import Preprocessing, feature_statistics, fit_labels
 from dlcli.data.splits import Prepared, split_fractions, split_indices
-from dlcli.data.tables import require_columns
+from dlcli.data.tables import numeric_type, require_columns
 from dlcli.recipe import DataConfig
 from dlcli.tasks import infer_task, task_named
 
@@ -95,13 +95,9 @@ def _layout(config: DataConfig, files: DataFiles | None) -> tuple[list[str], str
         require_columns(files.where, names, config.features)
     features = feature_columns(config, names, target)
     columns = [physical.get(name, name) for name in [*features, target]]
-    if not all(_numeric(schema.field(column).type) for column in columns):
+    if not all(numeric_type(schema.field(column).type) for column in columns):
         return None
     return features, target, columns
-
-
-def _numeric(kind: pa.DataType) -> bool:
-    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
 
 
 def _rows(files: DataFiles, limit: int | None) -> int:

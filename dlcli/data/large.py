@@ -18,11 +18,10 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, replace
 
-import pyarrow as pa
-
 from dlcli.data.dataset import DataFiles
 from dlcli.data.feed import ArrayFeed
 from dlcli.data.splits import Prepared
+from dlcli.data.tables import numeric_type
 from dlcli.errors import DlcliError
 from dlcli.recipe import DataConfig
 
@@ -88,7 +87,7 @@ def fed_data(config: DataConfig, seed: int, files: DataFiles, features: list[str
     from dlcli.train.sharding import gather_rows, gather_texts
 
     processes, process = jax.process_count(), jax.process_index()
-    for key in ("one_hot", "val_path", "test_path", "limit"):
+    for key in ("val_path", "test_path", "limit"):  # one_hot, label_map, missing: the in-memory reader kept them
         if getattr(config, key):
             raise DlcliError(f"data.{key} is not available when the data set is {'streamed' if reading.stream else 'shared among processes'} "
                              f"({reading.why}): every process reads whole row groups of data.path, split by the seed. "
@@ -129,8 +128,7 @@ def refuse_stream(config: DataConfig, files: DataFiles | None) -> None:
         keys += [f'data.missing = "{config.missing}"'] if config.missing != "error" else []
         schema = files.dataset.schema
         used = [*config.features, config.target] if config.features else schema.names
-        text = [f.name for f in schema if f.name in used and not (pa.types.is_integer(f.type) or pa.types.is_floating(
-            f.type) or pa.types.is_boolean(f.type))]
+        text = [f.name for f in schema if f.name in used and not numeric_type(f.type)]
         if not keys and not text:
             return  # the general path names what is wrong (a missing target, column names that do not fit)
         why = (f"{', '.join(keys)} need{'s' if len(keys) == 1 else ''} the whole table in memory" if keys else

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dlcli.data.tables import is_number, require_columns
+from dlcli.data.tables import is_number, numeric_type, require_columns
 from dlcli.errors import DlcliError, choices_text
 from dlcli.files import write_text
 from dlcli.tasks import task_named
@@ -146,7 +146,7 @@ def label_key(value: Any) -> str:
 def numeric_column(column: pa.ChunkedArray, name: str, where: str) -> np.ndarray:
     if pa.types.is_null(column.type):  # a CSV column with no values at all: missing, not text
         return np.full(len(column), np.nan, np.float32)
-    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)):
+    if not numeric_type(column.type):
         if decimal_commas(column):
             raise DlcliError(f"{where}: column '{name}' holds numbers written with a decimal comma (like "
                              f"'{decimal_commas(column)}'), which are read as text. Save the file with decimal points "

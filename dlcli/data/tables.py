@@ -28,6 +28,11 @@ def is_number(text: str) -> bool:
         return False
 
 
+def numeric_type(kind: pa.DataType) -> bool:
+    """Whether Arrow values of ``kind`` are numbers a model can read as they are (integers, floats, booleans)."""
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+
+
 def suffix_format(path: Path) -> str | None:
     suffixes = [s.lower() for s in path.suffixes]
     if len(suffixes) >= 2 and suffixes[-1] in COMPRESSIONS and suffixes[-2] == ".csv":
