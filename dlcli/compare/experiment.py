@@ -4,10 +4,11 @@ The comparison is paired as compare-activations pairs it: the base recipe's
 seed fixes one data split for every run, and seed ``s`` gives every variant
 the same initial weights (where the architecture is the same) and the same
 batch order. Variants that differ only in numbers the training state can
-carry (the optimizer's learning rate, momentum, betas, epsilon; single-number
-L1/L2 strengths) train as one vmapped program with their seeds; every other
-variant (a new architecture, batch size, optimizer kind, dropout, schedule)
-is a program of its own, its seeds still vmapped. The summary says which grouping each variant had.
+carry (the optimizer's learning rate, momentum, betas, epsilon, clipping norm
+and weight decay; single-number L1/L2 strengths; a dropout rate above 0) train
+as one vmapped program with their seeds; every other variant (a new
+architecture, batch size, optimizer kind, schedule) is a program of its own,
+its seeds still vmapped. The summary says which grouping each variant had.
 
 The output directory ``out/compare/<recipe>/<timestamp>/`` holds the base
 ``recipe.toml``, ``metrics.jsonl`` (one line per variant, seed and epoch,
@@ -60,20 +61,18 @@ def program_key(recipe: Recipe) -> str:
     from dlcli.optim import OPTIMIZERS, injectable
 
     train = recipe.train
-    if all(isinstance(strength, (int, float)) for strength in (train.l1, train.l2)):
-        train = train.model_copy(update={"l1": 0.0, "l2": 0.0})  # carried in the state (TrainState.penalty)
+    if carried_strengths(recipe) is not None:  # carried in the state (TrainState.penalty)
+        train = train.model_copy(update={"l1": 0.0, "l2": 0.0})
     recipe = recipe.model_copy(update={"seed": 0, "train": train})
     if carried_keep(recipe) is not None:  # a rate above 0 is carried in the state (TrainState.dropout)
         recipe = recipe.model_copy(update={"model": recipe.model.model_copy(update={"dropout": 0.5})})
     if not injectable(recipe.optimizer):
         return to_toml(recipe)
-    own = set(OPTIMIZERS.options(recipe.optimizer.kind))
-    numbers = {k: v for k, v in recipe.optimizer.settings().items()
-               if k in own and isinstance(v, (int, float)) and not isinstance(v, bool)}
-    settings = recipe.optimizer.settings()
+    own, settings = set(OPTIMIZERS.options(recipe.optimizer.kind)), recipe.optimizer.settings()
+    numbers = {k: 0.0 for k, v in settings.items() if k in own and is_number(v)}
     shared = {k: 1.0 for k in ("clip_global_norm", "weight_decay")  # carried too when on (off: no such step)
-              if isinstance(settings.get(k), (int, float)) and not isinstance(settings[k], bool) and settings[k] > 0}
-    optimizer = recipe.optimizer.model_copy(update={"learning_rate": 1.0, **{k: 0.0 for k in numbers}, **shared})
+              if is_number(settings.get(k)) and settings[k] > 0}
+    optimizer = recipe.optimizer.model_copy(update={"learning_rate": 1.0, **numbers, **shared})
     return to_toml(recipe.model_copy(update={"optimizer": optimizer}))
 
 
@@ -154,6 +153,11 @@ def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict
     return setups
 
 
+def is_number(value: Any) -> bool:
+    """A plain number setting (not a boolean, a table or a name)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def carried_strengths(recipe: Recipe) -> dict[str, Any] | None:
     """A variant's L1/L2 strengths as data in its state, when they are single numbers (see :func:`program_key`)."""
     import numpy as np
@@ -170,7 +174,7 @@ def carried_keep(recipe: Recipe) -> Any:
     import numpy as np
 
     rate = recipe.model.settings().get("dropout")
-    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate < 1:
+    if not is_number(rate) or not 0 < rate < 1:
         return None
     return np.float32(1.0 - rate)
 
