@@ -54,7 +54,7 @@ class ArrayFeed:
                  examples: int | None = None, process: int = 0, processes: int = 1):
         self.x, self.y, self.seed = x, y, seed
         # One process shuffles as a resident run does (dlcli.train.batches.epoch_indices), so the two agree.
-        self.key = [seed] if processes == 1 else [seed, process]
+        self.process = process if processes > 1 else None
         self.local_examples = len(x)
         self.largest_share = largest_share or len(x)
         self.examples = examples or len(x)
@@ -63,7 +63,8 @@ class ArrayFeed:
     def order(self, epoch: int, rows: int) -> np.ndarray:
         n = self.local_examples
         total = chunks_per_epoch(self, rows) * rows
-        order = np.random.default_rng([*self.key[:1], epoch, *self.key[1:]]).permutation(n)
+        key = [self.seed, epoch] if self.process is None else [self.seed, epoch, self.process]
+        order = np.random.default_rng(key).permutation(n)
         return np.concatenate([order, order[np.arange(total - n) % n]])
 
     def chunks(self, epoch: int, start: int, rows: int) -> Iterator[Chunk]:
