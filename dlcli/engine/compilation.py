@@ -3,14 +3,16 @@
 XLA programs are written to a per-user cache folder (``platformdirs``'
 cache dir, ``dlcli/xla``), so the second run of a recipe loads its programs
 instead of compiling them. ``DLCLI_CACHE_DIR`` moves the folder;
-``DLCLI_CACHE_DIR=off`` switches the cache off.
+``DLCLI_CACHE_DIR=off`` switches the cache off. The engine's training program
+is kept whole in the same folder instead (:mod:`dlcli.engine.executables`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,24 @@ def configure() -> None:
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     jax.monitoring.register_event_duration_secs_listener(_on_duration)
     jax.monitoring.register_event_listener(_on_event)
+
+
+@contextmanager
+def fresh() -> Iterator[None]:
+    """Compile without JAX's persistent cache: on XLA:CPU an executable that cache loaded serializes without
+    some of its kernels, so one that :mod:`dlcli.engine.executables` keeps must be compiled here."""
+    from jax.experimental.compilation_cache.compilation_cache import reset_cache
+
+    if not jax.config.jax_enable_compilation_cache:
+        yield
+        return
+    reset_cache()
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", True)
+        reset_cache()
 
 
 # Compile fast, for programs that do little arithmetic: no backend optimisation, and XLA:CPU's classic

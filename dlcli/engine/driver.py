@@ -24,7 +24,7 @@ import numpy as np
 from dlcli.assemble import Predictor
 from dlcli.data.feed import Feed
 from dlcli.engine import executables
-from dlcli.engine.compilation import QUICK, SHORT
+from dlcli.engine.compilation import QUICK, SHORT, fresh
 from dlcli.engine.program import MAX_GATHERED_BYTES, Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
 from dlcli.train.batches import Plan, epoch_indices, fed_plan, make_plan
@@ -168,7 +168,8 @@ class Engine:
         if not self.kept:
             return None
         setup = self.setup
-        return executables.key_of(kind, setup.recipe, setup.data.preprocessing, self.layout, self.members,
+        recipe = setup.recipe.model_copy(update={"name": "", "description": "", "seed": 0})  # not in the trace
+        return executables.key_of(kind, recipe, setup.data.preprocessing, self.layout, self.members,
                                   setup.data.feed is not None, setup.inject, MAX_GATHERED_BYTES, COMPILE_TIERS,
                                   executables.signature(arguments))
 
@@ -257,9 +258,12 @@ class Engine:
                 lowered = self.program.lower(*args)
                 flops = self.training_flops(lowered)
                 _, self.compiled_for, options = next(tier for tier in COMPILE_TIERS if flops < tier[0])
-                self._compiled = lowered.compile(options)
                 if key:
+                    with fresh():
+                        self._compiled = lowered.compile(options)
                     executables.keep_executable(key, self._compiled, self.compiled_for)
+                else:
+                    self._compiled = lowered.compile(options)
             self.compile_seconds = time.perf_counter() - tick
         return self._compiled
 

@@ -130,6 +130,7 @@ def load_executable(key: str) -> tuple[Any, str] | None:
 
 
 def keep_executable(key: str, compiled: Any, compiled_for: str) -> None:
+    """Store ``compiled``, which must have been compiled in this process (see :func:`compilation.fresh`)."""
     from jax.experimental.serialize_executable import serialize
 
     try:
