@@ -26,7 +26,8 @@ def load(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[int, list[dict]]
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         if line.strip():
             record = json.loads(line)
-            histories[record["variant"]][record["seed"]].append(record)
+            label = record["variant"] if "variant" in record else record["activation"]  # older compare-activations
+            histories[label][record["seed"]].append(record)
     return summary, histories
 
 
