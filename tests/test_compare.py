@@ -18,8 +18,8 @@ runner = CliRunner()
 def deep_comparison(tmp_path_factory):
     """The default deep recipe, shortened: three activations x two seeds, through the CLI with --json.
 
-    All three share one compiled program (the activation is chosen per model); maxout, whose layers are
-    wider, compiles its own and is compared in the slow test below.
+    All three and their seeds train as one vmapped program (the activation an index per member); maxout,
+    whose layers are wider, compiles its own and is compared in the slow test below.
     """
     out = tmp_path_factory.mktemp("compare")
     result = runner.invoke(app, ["compare-activations", "--activations", "relu,elu,sigmoid", "--seeds", "2",
@@ -43,6 +43,10 @@ def test_relu_family_beats_sigmoid_whose_first_layer_gradient_vanishes(deep_comp
     assert deep_comparison["ranking"][-1] == "sigmoid"
     assert "sigmoid came last" in deep_comparison["verdict"] and "vanishing gradient" in deep_comparison["verdict"]
     assert "train.checkpoint_seconds is not used" in deep_comparison["notes"][0]  # no setting silently ignored
+    # compare --vary model.activation: the three element-wise activations and their seeds, one program.
+    assert deep_comparison["groups"] == [{"variants": ["relu", "elu", "sigmoid"], "one_program": True,
+                                          "vmapped": "variants and seeds"}]
+    assert deep_comparison["compilations"]["train"] == 1
 
 
 def test_every_activation_and_seed_is_saved_and_plotted(deep_comparison, capsys):
