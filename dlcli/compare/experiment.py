@@ -31,6 +31,10 @@ from dlcli.errors import DlcliError
 from dlcli.recipe import LoadedRecipe, Recipe, to_toml
 
 
+# The figures of a comparison, drawn by the figure process from its files: by whether it is diagnosed.
+PLOTS = {False: "dlcli.compare.variant_plots:write_variant_plots", True: "dlcli.compare.plots:write_compare_plots"}
+
+
 @dataclass
 class Comparison:
     run_dir: Path
@@ -78,15 +82,29 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
       diagnose: the variants differ in their hidden activation only (compare-activations): measure
         gradient flow and unit health, and add them to the summary, the table and the plots.
     """
-    from dlcli.checkpoint import create_run_dir, write_json, write_text
-    from dlcli.compare.summary import summarize_variants
     from dlcli.engine.compilation import Compilations
-    from dlcli.quiet import log_into
-    from dlcli.report.tensorboard import ScalarLogs
+    from dlcli.report import figure_process
 
     started, counted = time.perf_counter(), Compilations.start()
     groups = group_variants(variants)
     prepared = prepare_groups(groups, base)
+    figure_process.start()  # every variant is sound: matplotlib loads on another core while they train
+    try:
+        return run_groups(groups, prepared, base, seeds, out, reporter, diagnose, started, counted)
+    finally:
+        figure_process.stop()  # unused when a group failed
+
+
+def run_groups(groups: list[Group], prepared: list[list[Any]], base: LoadedRecipe, seeds: list[int], out: Path,
+               reporter, diagnose: bool, started: float, counted) -> Comparison:
+    """Train the prepared groups, write the comparison's files and have its figures drawn (see :func:`compare`)."""
+    from dlcli.checkpoint import create_run_dir, write_json, write_text
+    from dlcli.compare.summary import summarize_variants
+    from dlcli.quiet import log_into
+    from dlcli.report import figure_process
+    from dlcli.report.tensorboard import ScalarLogs
+
+    variants = [variant for group in groups for variant in group.variants]
     notes = unused_settings(base)
     for note in notes:
         reporter.note(note)
@@ -111,7 +129,8 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
     summary["compilations"] = counted.since()  # "train": one per group
     summary["notes"] = notes
     write_json(run_dir / "summary.json", summary)
-    draw_plots(run_dir, diagnose)
+    figure_process.send([(PLOTS[diagnose], (run_dir,), {})])
+    figure_process.wait()
     return Comparison(run_dir, summary)
 
 
@@ -122,13 +141,6 @@ def unused_settings(loaded: LoadedRecipe) -> list[str]:
         notes.append("train.checkpoint_seconds is not used: compare keeps no checkpoints (its runs are "
                      "re-readable from metrics.jsonl and summary.json).")
     return notes
-
-
-def draw_plots(run_dir: Path, diagnose: bool) -> None:
-    from dlcli.compare.plots import write_compare_plots
-    from dlcli.compare.variant_plots import write_variant_plots
-
-    (write_compare_plots if diagnose else write_variant_plots)(run_dir)
 
 
 def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict[str, Any] | None = None
@@ -223,7 +235,7 @@ def initial_states(group: Group, setups: list[Any], seeds: list[int]) -> tuple[A
     from dlcli.activations import get_activation, split_spec
     from dlcli.assemble import assemble
     from dlcli.compare.choice import can_share, rest_with_index, with_choice
-    from dlcli.engine.compilation import run_once
+    from dlcli.engine.compilation import compile_quick
     from dlcli.train.step import TrainState
 
     setup = setups[0]
@@ -239,10 +251,11 @@ def initial_states(group: Group, setups: list[Any], seeds: list[int]) -> tuple[A
     states = []
     for v, (variant, variant_setup) in enumerate(zip(group.variants, setups)):
         recipe = variant.loaded.recipe
+        init = compile_quick(variant_setup.optimizer.init, models[seeds[0]].params)  # once, not once per seed
         for seed in seeds:
             built = models[seed]
             rest = rest_with_index(built.model, choice[1][v]) if choice else built.rest
-            states.append(TrainState(built.params, rest, run_once(variant_setup.optimizer.init, built.params),
+            states.append(TrainState(built.params, rest, init(built.params),
                                      np.zeros((), np.int32),
                                      jax.random.key(seed) if setup.augment is not None else None,
                                      carried_strengths(recipe) if group.vmapped else None,

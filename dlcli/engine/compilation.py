@@ -73,7 +73,13 @@ SHORT = {"xla_cpu_use_fusion_emitters": False}  # optimised, but with the emitte
 def run_once(fn: Callable, *args: Any) -> Any:
     """``jax.jit(fn)(*args)`` for a program a run calls once (initialisation), compiled without backend
     optimisation: it spends more time compiling than computing."""
-    return jax.jit(fn).lower(*args).compile(QUICK)(*args)
+    return compile_quick(fn, *args)(*args)
+
+
+def compile_quick(fn: Callable, *args: Any) -> Callable:
+    """``fn`` compiled for arguments shaped like ``args``, without backend optimisation (see :func:`run_once`);
+    call it for every member whose arguments have those shapes."""
+    return jax.jit(fn).lower(*args).compile(QUICK)
 
 
 @dataclass
