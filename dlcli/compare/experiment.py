@@ -233,15 +233,15 @@ def initial_states(group: Group, setups: list[Any], seeds: list[int]) -> tuple[A
     import numpy as np
 
     from dlcli.activations import get_activation, split_spec
-    from dlcli.assemble import assemble
+    from dlcli.assemble import assemble_seeds
     from dlcli.compare.choice import can_share, rest_with_index, with_choice
     from dlcli.engine.compilation import compile_quick
     from dlcli.train.step import TrainState
 
     setup = setups[0]
     choice = activation_choice([v.loaded.recipe for v in group.variants]) if group.vmapped else None
-    models = {seed: setup.built if seed == setup.recipe.seed and choice is None
-              else assemble(setup.recipe, setup.data.preprocessing, seed=seed) for seed in seeds}
+    models = ({seed: setup.built for seed in seeds} if seeds == [setup.recipe.seed] and choice is None
+              else assemble_seeds(setup.recipe, setup.data.preprocessing, seeds))  # one program for all seeds
     if choice is not None:
         specs, _ = choice
         names, fns = tuple(split_spec(spec)[0] for spec in specs), tuple(get_activation(spec) for spec in specs)
