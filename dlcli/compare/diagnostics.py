@@ -1,7 +1,7 @@
 """What the activation function does to a network: gradient flow and unit health.
 
 Two measurements, both on stacked models (a leading member axis, see
-:mod:`dlcli.engine.stack`) and both compiled once per architecture:
+:mod:`dlcli.engine.driver`) and both compiled once per architecture:
 
 - Per-layer gradient norms of the loss on a fixed probe batch. In a deep
   sigmoid network back-propagation multiplies by sigma' <= 0.25 once per

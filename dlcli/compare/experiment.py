@@ -3,12 +3,15 @@
 The comparison is paired as compare-activations pairs it: the base recipe's
 seed fixes one data split for every run, and seed ``s`` gives every variant
 the same initial weights (where the architecture is the same) and the same
-batch order. Variants that differ only in numbers the training state can
-carry (the optimizer's learning rate, momentum, betas, epsilon, clipping norm
-and weight decay; single-number L1/L2 strengths; a dropout rate above 0) train
-as one vmapped program with their seeds; every other variant (a new
-architecture, batch size, optimizer kind, schedule) is a program of its own,
-its seeds still vmapped. The summary says which grouping each variant had.
+batch order. Variants that differ only in what the training state can carry
+(the optimizer's learning rate, momentum, betas, epsilon, clipping norm and
+weight decay; single-number L1/L2 strengths; a dropout rate above 0; an
+element-wise hidden activation: see :mod:`dlcli.compare.carried`) train as one
+vmapped program with their seeds; every other variant (a new architecture,
+batch size, optimizer kind, schedule, maxout) is a program of its own, its
+seeds still vmapped. The summary says which grouping each variant had.
+compare-activations is this comparison with gradient-flow and unit
+diagnostics (``diagnose``).
 
 The output directory ``out/compare/<recipe>/<timestamp>/`` holds the base
 ``recipe.toml``, ``metrics.jsonl`` (one line per variant, seed and epoch,
