@@ -55,13 +55,33 @@ def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None, abstra
 
     With ``abstract``, the weights are shapes only: for a run whose weights come from a checkpoint.
     """
-    task = task_from(pre, recipe.loss.kind if recipe.loss else None)
+    task, build, loss_fn = components(recipe, pre)
     seed = recipe.seed if seed is None else seed
-    model = initialised(lambda: build_model(recipe.model.kind, recipe.model.settings(), tuple(pre.input_shape),
-                                            task.output_dim, seed), abstract,
-                        kept=(recipe.model, tuple(pre.input_shape), task.output_dim, seed))
+    return split_model(task, initialised(lambda: build(seed), abstract,
+                                         kept=(recipe.model, tuple(pre.input_shape), task.output_dim, seed)), loss_fn)
+
+
+def assemble_seeds(recipe: Recipe, pre: Preprocessing, seeds: list[int]) -> dict[int, Assembled]:
+    """``assemble(recipe, pre, seed=s)`` for every seed, the weights of all drawn by one vmapped program
+    (a stack of seeds compiles one initialisation, not one per seed)."""
+    task, build, loss_fn = components(recipe, pre)
+    graphdef, _ = nnx.split(nnx.eval_shape(lambda: build(seeds[0])))
+    states = run_once(jax.vmap(lambda seed: nnx.state(build(seed))), np.asarray(seeds, np.int32))  # (S, ...) leaves
+    return {seed: split_model(task, nnx.merge(graphdef, jax.tree.map(lambda leaf: leaf[i], states)), loss_fn)
+            for i, seed in enumerate(seeds)}
+
+
+def components(recipe: Recipe, pre: Preprocessing) -> tuple[Task, Callable[[Any], nnx.Module], LossFn]:
+    """(task, ``build(seed) -> model``, loss function) of a recipe."""
+    task = task_from(pre, recipe.loss.kind if recipe.loss else None)
     loss = recipe.loss.kind if recipe.loss else task.default_loss
     loss_fn = LOSSES.build(loss, recipe.loss.settings() if recipe.loss else {}, task, where="[loss]")
+    return task, lambda seed: build_model(recipe.model.kind, recipe.model.settings(), tuple(pre.input_shape),
+                                          task.output_dim, seed), loss_fn
+
+
+def split_model(task: Task, model: nnx.Module, loss_fn: LossFn) -> Assembled:
+    """The evaluation graph, then the training graph and state of ``model``."""
     model.eval()
     eval_graph = nnx.graphdef(model)
     model.train()

@@ -106,6 +106,12 @@ def run_once(fn: Callable, *args: Any, kept: tuple | None = None, name: str = "i
     return kept_program(fn, args, kept, name, QUICK)(*args)
 
 
+def compile_quick(fn: Callable, *args: Any) -> Callable:
+    """``fn`` compiled for arguments shaped like ``args``, without backend optimisation (see :func:`run_once`);
+    call it for every member whose arguments have those shapes."""
+    return jax.jit(fn).lower(*args).compile(QUICK)
+
+
 @dataclass
 class Compilations:
     """Programs compiled (or loaded from the cache) since :meth:`start`; ``train``: the training program's."""

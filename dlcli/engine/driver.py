@@ -147,6 +147,7 @@ class Engine:
                               setup.stopping, setup.schedule)
         self.program = make_block_fn(step, self.spec, len(seeds), fed=feed is not None)
         self._compiled, self.compile_seconds, self.compiled_for = None, 0.0, ""
+        self._zero_sums = None  # the step's sums, zeroed (see member_carry)
         self.first_call_done: float | None = None  # time.time() when the first call returned
         self.predictor = Predictor(self.built.eval_graph, kept=self.kept)
         self.val = (setup.device_inputs("val"), placement.put_replicated(data.splits["val"][1])) \
@@ -164,8 +165,10 @@ class Engine:
         return self.setup.placement.put_replicated(stack_trees(carries))
 
     def member_carry(self, state: TrainState) -> Carry:
-        sums = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self.kept_sum_shapes(state))
-        return Carry(state, state, initial_stop_state(self.setup.stopping), sums, np.int32(1), np.bool_(False))
+        if self._zero_sums is None:  # the same for every member: traced once, not once per member
+            self._zero_sums = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self.kept_sum_shapes(state))
+        return Carry(state, state, initial_stop_state(self.setup.stopping), self._zero_sums, np.int32(1),
+                     np.bool_(False))
 
     def program_key(self, kind: str, arguments: Any) -> str | None:
         """The key of this engine's ``kind`` of program in :mod:`dlcli.engine.executables` (None: not kept)."""

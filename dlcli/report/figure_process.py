@@ -22,7 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-Call = tuple[str, tuple[Any, ...], dict[str, Any]]  # (function of dlcli.report.plots, args, kwargs)
+# (function of dlcli.report.plots, or "module:function" of another figure module; args, kwargs)
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]
 _process: subprocess.Popen | None = None
 _pending: list[Call] = []  # sent, drawn here should the process fail
 _sending: threading.Thread | None = None
@@ -73,10 +74,16 @@ def wait() -> None:
             return
     elif process is not None:
         stop_process(process)
-    from dlcli.report import plots
-
     for name, args, kwargs in calls:
-        getattr(plots, name)(*args, **kwargs)
+        drawer(name)(*args, **kwargs)
+
+
+def drawer(name: str):
+    """The function a :data:`Call` names."""
+    import importlib
+
+    module, _, function = name.rpartition(":")
+    return getattr(importlib.import_module(module or "dlcli.report.plots"), function)
 
 
 def stop() -> None:
@@ -102,7 +109,7 @@ def serve() -> None:
 
     from matplotlib.figure import Figure
 
-    from dlcli.report import plots
+    from dlcli.report import plots  # noqa: F401  (imported while the run trains, not once it has ended)
 
     figure = Figure(figsize=(1, 1))
     figure.subplots().set_title("warm")  # loads the font and its glyph cache
@@ -112,7 +119,7 @@ def serve() -> None:
     except EOFError:
         return
     for name, args, kwargs in calls:
-        getattr(plots, name)(*args, **kwargs)
+        drawer(name)(*args, **kwargs)
 
 
 if __name__ == "__main__":
