@@ -11,8 +11,7 @@ import numpy as np
 from flax import nnx
 
 from dlcli.data.preprocess import Preprocessing
-from dlcli.engine.compilation import run_once
-from dlcli.engine.executables import kept_program, signature
+from dlcli.engine.executables import kept_program, run_once, signature
 from dlcli.losses import LOSSES, LossFn
 from dlcli.models import build_model
 from dlcli.recipe import Recipe
@@ -41,7 +40,7 @@ def initialised(build: Callable[[], nnx.Module], abstract: bool = False, kept: t
 
     Built eagerly, every initialiser of every layer is its own small XLA
     program; under ``jit`` the whole initialisation is one (and it is cached;
-    ``kept``: what ``build`` depends on, see :func:`dlcli.engine.compilation.run_once`).
+    ``kept``: what ``build`` depends on, see :func:`dlcli.engine.executables.run_once`).
     """
     shaped = nnx.eval_shape(build)  # mistakes in [model] surface here, before any compilation
     if abstract:

@@ -19,8 +19,9 @@ import numpy as np
 from dlcli.assemble import Assembled, assemble
 from dlcli.data import Prepared, load_data
 from dlcli.data.augment import build_augment
-from dlcli.engine.compilation import Compilations, run_once
+from dlcli.engine.compilation import Compilations
 from dlcli.engine.compilation import configure as configure_compilation
+from dlcli.engine.executables import run_once
 from dlcli.errors import DlcliError, choices_text
 from dlcli.tasks import task_named
 from dlcli.optim import build_optimizer, build_schedule
