@@ -12,6 +12,7 @@ from flax import nnx
 
 from dlcli.data.preprocess import Preprocessing
 from dlcli.engine.compilation import run_once
+from dlcli.engine.validation import DiskInputs, ShardedInputs, as_inputs, model_outputs
 from dlcli.losses import LOSSES, LossFn
 from dlcli.models import build_model
 from dlcli.recipe import Recipe
@@ -70,12 +71,19 @@ class Predictor:
 
     def __init__(self, eval_graph: nnx.GraphDef, batch_size: int = 4096):
         self._predict = make_predict_fn(eval_graph)
+        self.eval_graph = eval_graph
         self.batch_size = batch_size
         self._judged = {}
 
     def judge(self, built: Assembled, params: Any, rest: Any, x: jax.Array, y: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(outputs, per-example losses, linked predictions) of ``x`` against ``y``: one compiled program."""
+        """(outputs, per-example losses, linked predictions) of ``x`` against ``y``: one compiled program.
+
+        ``x`` is an array, or held-out rows on disk or spread over processes (:mod:`dlcli.engine.validation`).
+        """
+        x = as_inputs(x)
+        if isinstance(x, (DiskInputs, ShardedInputs)):
+            return self.judge_held(built, params, rest, x, y)
         if built.loss_fn not in self._judged:
             def judged(params, rest, x, idx, y):
                 outputs = self._predict(params, rest, x, idx)
@@ -85,6 +93,18 @@ class Predictor:
             self._judged[built.loss_fn] = jax.jit(judged)
         idx, _ = eval_indices(len(x), self.batch_size)
         return tuple(np.asarray(a) for a in self._judged[built.loss_fn](params, rest, x, idx, y))
+
+    def judge_held(self, built: Assembled, params: Any, rest: Any, x, y: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`judge` of rows read from disk or spread over processes, a batch at a time where they are."""
+        key = ("held", built.loss_fn)
+        if key not in self._judged:
+            def judged(params, rest, x, y):
+                outputs = model_outputs(nnx.merge(self.eval_graph, params, rest), x, self.batch_size)
+                return outputs, built.loss_fn(outputs, y), built.task.link(outputs)
+
+            self._judged[key] = jax.jit(judged)
+        return tuple(np.asarray(a) for a in self._judged[key](params, rest, x, y))
 
     def __call__(self, params: Any, rest: Any, x: jax.Array) -> np.ndarray:
         idx, n = eval_indices(len(x), self.batch_size)

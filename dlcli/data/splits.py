@@ -16,6 +16,26 @@ from dlcli.recipe import DataConfig
 Arrays = tuple[np.ndarray, np.ndarray]
 
 
+class ProcessShare:
+    """This process's rows of a held-out split whose rows are spread over processes: each process keeps only
+    its own, placed once as its part of the split (:func:`dlcli.engine.validation.shard_held_out`)."""
+
+    def __init__(self, x: np.ndarray, total: int):
+        self._x: np.ndarray | None = x
+        self.total = total  # the split's rows over every process
+        self.shape = (total, *x.shape[1:])
+
+    def __len__(self) -> int:
+        return self.total
+
+    def release(self) -> np.ndarray:
+        """The rows, handed over once (to be placed), and no longer held here."""
+        if self._x is None:
+            raise RuntimeError("a process's held-out share is placed once")
+        x, self._x = self._x, None
+        return x
+
+
 @dataclass
 class Prepared:
     """Model-ready splits and the preprocessing that made them."""

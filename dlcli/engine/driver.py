@@ -126,7 +126,8 @@ class Engine:
             self.examples = feed.examples
             self.layout = Layout(fed_plan(feed, recipe.train.batch_size, recipe.train.chunks_per_epoch,
                                           jax.process_count()), 1)
-            self.source = FedRows(feed, self.layout.plan, placement, recipe.train.epochs, data.splits)
+            self.source = FedRows(feed, self.layout.plan, placement, recipe.train.epochs, data.splits,
+                                  tuple(data.preprocessing.input_shape))
         else:
             self.examples = len(data.splits["train"][0])
             self.layout = make_layout(self.examples, recipe.train.batch_size, recipe.train.chunks_per_epoch,
@@ -354,15 +355,19 @@ class FedRows:
     shards, and no process holds another's rows.
     """
 
-    def __init__(self, feed: Feed, plan: Plan, placement, epochs: int, held_out: dict[str, tuple]):
+    def __init__(self, feed: Feed, plan: Plan, placement, epochs: int, held_out: dict[str, tuple],
+                 input_shape: tuple[int, ...]):
         self.feed, self.plan, self.placement, self.epochs, self.held_out = feed, plan, placement, epochs, held_out
+        self.input_shape = input_shape
         self._stream, self._at = None, None  # the open iterator and the (epoch, chunk) it yields next
         self._ready: tuple[tuple[int, int], tuple] | None = None
 
     def example(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rows shaped as the chunks are: a held-out split's where there is one, rather than a read."""
+        """Rows shaped as the chunks are: a held-out split's targets where there is one, rather than a read
+        (its inputs may be on disk or spread over processes: their shape is the model's input shape)."""
         if self.held_out:
-            return next(iter(self.held_out.values()))
+            y = next(iter(self.held_out.values()))[1]
+            return np.zeros((1, *self.input_shape), np.float32), y[:1]
         first = next(iter(self.feed.chunks(1, 0, 1)))
         return first.x, first.y
 
