@@ -142,6 +142,8 @@ def evaluate_run(path: Path, split: str | None = None, data_file: Path | None = 
         source = split
     placed = x if isinstance(x, SpilledRows) else jax.device_put(x)  # a streamed split's rows stay on disk
     outputs, losses, predictions = Predictor(run.built.eval_graph).judge(run.built, run.params, run.rest, placed, y)
+    if isinstance(x, SpilledRows):
+        x.close()
     report = outputs_report(run.built.task, run.built.loss_fn, outputs, y, run.preprocessing.classes, losses,
                             predictions)
     return {"run": str(path), "data": source, **report}

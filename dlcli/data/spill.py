@@ -95,6 +95,8 @@ class SpilledRows:
             self.write(start, part)
 
     def close(self) -> None:
+        """Remove the file (a compiled program may still refer to these rows: it keeps no buffer of theirs)."""
+        self._buffer = np.zeros((0, self.shape[1]), np.float32)
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -10,6 +10,7 @@ import numpy as np
 
 from dlcli.data.feed import Feed
 from dlcli.data.preprocess import Preprocessing
+from dlcli.data.spill import SpilledRows
 from dlcli.errors import DlcliError
 from dlcli.recipe import DataConfig
 
@@ -51,6 +52,12 @@ class Prepared:
     def train_examples(self) -> int:
         """Training examples per epoch (over every process)."""
         return self.feed.examples if self.feed is not None else len(self.splits["train"][0])
+
+    def close(self) -> None:
+        """Remove the held-out rows kept on disk (:mod:`dlcli.data.spill`); nothing else needs closing."""
+        for x, _ in self.splits.values():
+            if isinstance(x, SpilledRows):
+                x.close()
 
     @property
     def num_classes(self) -> int | None:
