@@ -42,6 +42,7 @@ from dlcli.data.preprocess import Preprocessing
 from dlcli.data.row_groups import (SPLIT_CODES, TRAIN, Parts, Unit, held_out_counts, largest_share, process_units,
                                    split_codes, train_rows)
 from dlcli.errors import DlcliError
+from dlcli.heap import release_freed_memory
 from dlcli.tasks import task_named
 
 __all__ = ["ParquetFeed"]
@@ -174,7 +175,7 @@ class ParquetFeed:
         finally:
             reader.close()
         self._held_out = held_out
-        release_arrow_memory()
+        release_freed_memory()
         return total
 
     def _unit_sums(self, unit: Unit, table: pa.Table) -> FitSums:
@@ -220,7 +221,7 @@ class ParquetFeed:
         rows = HeldOut(self.units, self.fractions, len(self.raw.input_columns), ["train"])
         for unit in self.units:
             self._keep_rows(unit, self._read(unit), rows)
-        release_arrow_memory()
+        release_freed_memory()
         return rows.model_ready(self._fitted())["train"]
 
     def held_out(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -237,7 +238,7 @@ class ParquetFeed:
                 table = self._read(unit)
                 check_complete(table, [*self.raw.input_columns, self.target], self._where(unit))
                 self._keep_rows(unit, table, held_out)
-            release_arrow_memory()
+            release_freed_memory()
         return held_out.model_ready(pre)
 
     # -- epochs ----------------------------------------------------------
@@ -341,8 +342,3 @@ class ParquetFeed:
             raise RuntimeError("ParquetFeed.fit (or a fitted preprocessing) must come before reading model inputs")
         return self.preprocessing
 
-
-def release_arrow_memory() -> None:
-    """Hand the memory Arrow's pool keeps for reuse back to the system, after a pass over the data: the
-    row groups' tables of a pass are freed, but the pool holds their pages until told."""
-    pa.default_memory_pool().release_unused()

@@ -26,6 +26,7 @@ from dlcli.data.feed import Feed
 from dlcli.engine.compilation import QUICK, SHORT
 from dlcli.engine.program import Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
+from dlcli.heap import release_freed_memory
 from dlcli.train.batches import Plan, epoch_indices, fed_plan, make_plan
 from dlcli.train.step import TrainState
 from dlcli.train.task_steps import make_task_step
@@ -232,6 +233,7 @@ class Engine:
             flops = self.training_flops(lowered)
             _, self.compiled_for, options = next(tier for tier in COMPILE_TIERS if flops < tier[0])
             self._compiled = lowered.compile(options)
+            release_freed_memory()  # the compiler's working memory, kept by the C heap otherwise
             self.compile_seconds = time.perf_counter() - tick
         return self._compiled
 
