@@ -63,7 +63,8 @@ class EpochPlan(NamedTuple):
 
 
 class HeldOut:
-    """Rows of a process's splits, gathered unit by unit into float32 inputs sized from the footers."""
+    """Rows of a process's splits, gathered unit by unit into float32 inputs sized from the footers: in
+    memory, or (``spill``) in a temporary file."""
 
     def __init__(self, units: Sequence[Unit], fractions: dict[str, float], width: int,
                  splits: Sequence[str] | None = None, spill: bool = False):
@@ -225,7 +226,8 @@ class ParquetFeed:
         return rows.model_ready(self._fitted())["train"]
 
     def held_out(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """This process's validation and test rows as model-ready (x, y) arrays: small, so kept in memory.
+        """This process's validation and test rows as model-ready (x, y): x in memory, or in a file
+        (:class:`~dlcli.data.spill.SpilledRows`) when the feed spills its held-out rows.
 
         The fit pass keeps them as it goes, so that a run reads its data once
         before the first epoch; without one (a resumed run) they are read here.
