@@ -79,3 +79,12 @@ def test_a_streamed_run_and_its_evaluation_leave_no_held_out_file_behind(folder:
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.stdout)["accuracy"] == result.summary["final"]["accuracy"]
     assert list(temporary.iterdir()) == []
+
+
+def test_no_room_for_the_held_out_rows_is_a_message_exit_2(folder: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    result = CliRunner().invoke(app, ["train", "higgs-mlp", *sum((["--set", s] for s in settings(folder)), []),
+                                      "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "held-out rows" in text and "Set TMPDIR to a folder with room" in text and "Traceback" not in text

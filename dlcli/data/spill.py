@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dlcli.errors import DlcliError
+
 # Rows read back at once (7 MB of HIGGS): a multiple of the evaluation batch (4096 rows), so that every
 # batch the model sees has the shape of a resident split's batches and gives the same numbers.
 CHUNK_ROWS = 1 << 16
@@ -37,7 +39,11 @@ class SpilledRows:
     def __init__(self, rows: int, width: int, folder: str | Path | None = None, chunk_rows: int | None = None):
         self.shape, self.dtype = (rows, width), np.dtype(np.float32)
         self.chunk_rows = chunk_rows or CHUNK_ROWS
-        self._folder = tempfile.TemporaryDirectory(prefix="dlcli-held-out-", dir=folder)  # removed at exit too
+        self._fd = -1
+        try:
+            self._folder = tempfile.TemporaryDirectory(prefix="dlcli-held-out-", dir=folder)  # removed at exit too
+        except OSError as error:
+            raise self._no_room(error) from None
         self.path = Path(self._folder.name) / "rows.f32"
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         os.ftruncate(self._fd, rows * width * 4)
@@ -58,7 +64,16 @@ class SpilledRows:
     def write(self, at: int, rows: np.ndarray) -> None:
         """Rows ``at, at + 1, ...`` become ``rows`` (n, width) float32."""
         data = np.ascontiguousarray(rows, np.float32)
-        os.pwrite(self._fd, memoryview(data).cast("B"), at * self.shape[1] * 4)
+        try:
+            os.pwrite(self._fd, memoryview(data).cast("B"), at * self.shape[1] * 4)
+        except OSError as error:
+            raise self._no_room(error) from None
+
+    def _no_room(self, error: OSError) -> DlcliError:
+        gb = self.shape[0] * self.shape[1] * 4 / (1 << 30)
+        return DlcliError(f"A streamed run keeps its held-out rows ({gb:.2f} GB as float32) in a temporary folder, "
+                          f"and it could not write there ({tempfile.gettempdir()}: {error.strerror or error}). Set "
+                          "TMPDIR to a folder with room, or lower data.validation_split and data.test_split.")
 
     def read_into(self, out: np.ndarray, start: int) -> None:
         """``out`` (n, width) becomes rows ``start .. start + n`` (zeros past the last row)."""
