@@ -42,6 +42,11 @@ class Feed(Protocol):
         """Stop any background reading."""
         ...
 
+    def release(self) -> None:
+        """Let go of the training rows held in memory once a run is done with them: a released feed serves
+        no more chunks (a run's final report reads only its held-out rows)."""
+        ...
+
 
 def chunks_per_epoch(feed: Feed, rows: int) -> int:
     return max(1, math.ceil(feed.largest_share / rows))
@@ -76,3 +81,8 @@ class ArrayFeed:
 
     def close(self) -> None:
         pass
+
+    def release(self) -> None:
+        # new empty arrays, not views (a view keeps its base): the share's memory goes with its last reference
+        self.x = np.empty((0, *self.x.shape[1:]), self.x.dtype)
+        self.y = np.empty((0, *self.y.shape[1:]), self.y.dtype)

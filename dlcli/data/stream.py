@@ -327,6 +327,9 @@ class ParquetFeed:
             return slice(None)
         return np.flatnonzero(split_codes(unit, self.seed, self.fractions) == TRAIN)
 
+    def release(self) -> None:
+        self.close()  # the windows are the readers': nothing else holds training rows
+
     def close(self) -> None:
         for reader in list(self._readers):
             reader.close()

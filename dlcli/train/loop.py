@@ -181,6 +181,8 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, progress: Prog
         finally:
             reporter.close()
         final = member(carry)
+        if setup.data.feed is not None:  # a process's share of the training rows: its peak is the final report's
+            setup.data.feed.release()
         judged = judge_best(run_dir, setup, final, progress, engine)  # its figures are drawn while we go on
         save_resumable(checkpoints, final, progress.snapshot())
     ended = "early_stopped" if len(progress.history) < recipe.train.epochs else "completed"
