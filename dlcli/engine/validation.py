@@ -16,7 +16,7 @@ whichever way its inputs are held:
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
