@@ -65,18 +65,15 @@ class ArrayFeed:
         self.examples = examples or len(x)
         self.description = f"{self.local_examples:,} rows in memory"
 
-    def order(self, epoch: int, rows: int) -> np.ndarray:
-        n = self.local_examples
-        total = chunks_per_epoch(self, rows) * rows
+    def order(self, epoch: int) -> np.ndarray:
         key = [self.seed, epoch] if self.process is None else [self.seed, epoch, self.process]
-        order = np.random.default_rng(key).permutation(n)
-        return np.concatenate([order, order[np.arange(total - n) % n]])
+        return np.random.default_rng(key).permutation(self.local_examples)
 
     def chunks(self, epoch: int, start: int, rows: int) -> Iterator[Chunk]:
-        order, n = self.order(epoch, rows), self.local_examples
+        order, n = self.order(epoch), self.local_examples
         for c in range(start, chunks_per_epoch(self, rows)):
             at = np.arange(c * rows, (c + 1) * rows)
-            idx = order[at]
+            idx = order[at % n]  # past the end, padding: the order again from its start (no copy of the order)
             yield Chunk(self.x[idx], self.y[idx], (at < n).astype(np.float32))
 
     def close(self) -> None:
