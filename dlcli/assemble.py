@@ -12,6 +12,7 @@ from flax import nnx
 
 from dlcli.data.preprocess import Preprocessing
 from dlcli.engine.executables import kept_program, run_once, signature
+from dlcli.engine.validation import DiskInputs, ShardedInputs, as_inputs, model_outputs
 from dlcli.losses import LOSSES, LossFn
 from dlcli.models import build_model
 from dlcli.recipe import Recipe
@@ -95,13 +96,20 @@ class Predictor:
         """``kept``: what ``eval_graph`` is a function of (a recipe and its preprocessing), so that later
         runs load the evaluation programs whole (:func:`dlcli.engine.executables.kept_program`)."""
         self._predict = make_predict_fn(eval_graph)
+        self.eval_graph = eval_graph
         self.batch_size = batch_size
         self.kept = kept
         self._judged = {}  # compiled programs by loss (or outputs) and argument shapes
 
     def judge(self, built: Assembled, params: Any, rest: Any, x: jax.Array, y: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(outputs, per-example losses, linked predictions) of ``x`` against ``y``: one compiled program."""
+        """(outputs, per-example losses, linked predictions) of ``x`` against ``y``: one compiled program.
+
+        ``x`` is an array, or held-out rows on disk or spread over processes (:mod:`dlcli.engine.validation`).
+        """
+        x = as_inputs(x)
+        if isinstance(x, (DiskInputs, ShardedInputs)):
+            return self.judge_held(built, params, rest, x, y)
         idx, _ = eval_indices(len(x), self.batch_size)
         args = (params, rest, x, idx, y)
         program = (built.loss_fn, signature(args))
@@ -113,6 +121,18 @@ class Predictor:
 
             self._judged[program] = kept_program(judged, args, self.kept, "judged")
         return tuple(np.asarray(a) for a in self._judged[program](*args))
+
+    def judge_held(self, built: Assembled, params: Any, rest: Any, x, y: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`judge` of rows read from disk or spread over processes, a batch at a time where they are."""
+        key = ("held", built.loss_fn)
+        if key not in self._judged:
+            def judged(params, rest, x, y):
+                outputs = model_outputs(nnx.merge(self.eval_graph, params, rest), x, self.batch_size)
+                return outputs, built.loss_fn(outputs, y), built.task.link(outputs)
+
+            self._judged[key] = jax.jit(judged)
+        return tuple(np.asarray(a) for a in self._judged[key](params, rest, x, y))
 
     def __call__(self, params: Any, rest: Any, x: jax.Array) -> np.ndarray:
         idx, n = eval_indices(len(x), self.batch_size)
