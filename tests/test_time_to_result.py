@@ -86,6 +86,16 @@ def test_a_warm_run_loads_its_training_program_whole_and_trains_to_the_same_numb
     assert second["compilations"]["train"] == other["compilations"]["train"] == 1
 
 
+def test_programs_on_several_devices_are_left_to_jax_cache_and_a_second_run_works(tmp_path):
+    """A deserialized executable runs on one device: runs on several never keep theirs, and run again fine."""
+    env = {**os.environ, "DLCLI_CACHE_DIR": str(tmp_path / "xla"), "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    command = [sys.executable, "-m", "dlcli", "train", "moons-mlp", "--set", "train.epochs=2", "--out", str(tmp_path)]
+    for _ in range(2):
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "xla" / "dlcli-programs").exists() and any((tmp_path / "xla").iterdir())
+
+
 EARLY = ["data.source=moons", "train.epochs=40", "train.batch_size=64", "optimizer.learning_rate=0.05",
          "train.early_stopping={monitor='val_accuracy', patience=4}", "evaluate.metrics=['accuracy', 'auc']"]
 

@@ -13,7 +13,8 @@ structure of its inputs and outputs, next to JAX's cache
 (``DLCLI_CACHE_DIR=off`` switches both off).
 
 A program that could depend on anything else (one built for a comparison's
-other architecture, or with per-epoch host work) is not kept here.
+other architecture), that calls back into the process (streamed or
+multi-process validation) or that runs on several devices is not kept here.
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ def key_of(*parts: Any) -> str:
 
 
 def folder() -> Path | None:
+    """Where programs are kept: None when the cache is off, or when the programs run on several devices
+    (a deserialized executable runs on one device only)."""
     root = compilation.cache_dir()
-    return None if root is None else root / "dlcli-programs"
+    return None if root is None or jax.device_count() > 1 else root / "dlcli-programs"
 
 
 def recall(key: str) -> Any | None:
