@@ -9,7 +9,8 @@ monitored value to the median pruner, and a pruned trial is frozen in the
 stack (its batches weigh nothing) while the others train on.
 
 The tune folder ``out/tune/<recipe>/<timestamp>/`` holds ``recipe.toml``,
-``study.db`` (Optuna's SQLite storage: ``--resume`` continues from it),
+``study.db`` (Optuna's SQLite storage, written after each batch and on
+Ctrl-C: ``--resume`` continues from it; see :mod:`dlcli.tune.storage`),
 ``trials.jsonl`` (one line per finished trial), ``metrics.jsonl`` (every
 trial's epochs), ``summary.json``, ``best-recipe.toml`` and ``plots/``.
 """
@@ -28,8 +29,7 @@ from dlcli.compare.grid import Variant
 from dlcli.errors import DlcliError
 from dlcli.recipe import LoadedRecipe, load_recipe, to_toml
 from dlcli.tune.space import check_space, direction, suggest, trial_recipe, values_of
-
-STUDY_NAME = "dlcli"
+from dlcli.tune.storage import STUDY_FILE, StoredStudy, close_abandoned, import_optuna
 
 
 class Interrupted(DlcliError):
@@ -57,15 +57,6 @@ class Session:
         return self.base.recipe.tune
 
 
-def import_optuna():
-    try:
-        import optuna
-    except ImportError:
-        raise DlcliError("dlcli tune needs Optuna, which is not installed: pip install 'dlcli[tune]'.") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # dlcli prints its own table of trials
-    return optuna
-
-
 def tune(ref: str | None, overrides: list[str], out: Path, resume: Path | None, trials: int | None, parallel: int,
          timeout: float | None, reporter, on_trial=lambda row: None) -> TuneResult:
     """Run (or continue) a study until ``trials`` trials finished or ``timeout`` seconds passed.
@@ -84,23 +75,24 @@ def tune(ref: str | None, overrides: list[str], out: Path, resume: Path | None, 
     optuna = import_optuna()
     session = open_session(resume) if resume is not None else new_session(ref, overrides, out)
     total = trials or session.config.trials
-    study = optuna.create_study(
-        study_name=STUDY_NAME, storage=f"sqlite:///{session.tune_dir / 'study.db'}", load_if_exists=True,
-        direction=direction(session.config), sampler=optuna.samplers.TPESampler(seed=session.base.recipe.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
-    close_abandoned(study)
+    stored = StoredStudy.open(session.tune_dir, direction(session.config),
+                              sampler=optuna.samplers.TPESampler(seed=session.base.recipe.seed),
+                              pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
+    study = stored.study
     from dlcli.engine.compilation import Compilations
 
     started, counted = time.perf_counter(), Compilations.start()
     while (done := len(finished(study))) < total and not (timeout and time.perf_counter() - started >= timeout):
         batch = [study.ask() for _ in range(min(parallel, total - done))]
         try:
-            run_batch(study, batch, session, reporter, on_trial)
+            run_batch(stored, batch, session, reporter, on_trial)
+            stored.save()
         except KeyboardInterrupt:
             close_abandoned(study, {trial.number for trial in batch})
+            stored.save()
             write_outputs(study, session, time.perf_counter() - started, counted.since())
             raise Interrupted(f"interrupted: {len(finished(study))} finished trials are kept in "
-                              f"{session.tune_dir / 'study.db'}. Continue with: dlcli tune --resume "
+                              f"{session.tune_dir / STUDY_FILE}. Continue with: dlcli tune --resume "
                               f"{session.tune_dir} --trials {total}") from None
     return TuneResult(session.tune_dir, write_outputs(study, session, time.perf_counter() - started, counted.since()))
 
@@ -136,7 +128,7 @@ def check_monitor(base: LoadedRecipe):
 
 
 def open_session(tune_dir: Path) -> Session:
-    for name in ("recipe.toml", "study.db"):
+    for name in ("recipe.toml", STUDY_FILE):
         if not (tune_dir / name).is_file():
             raise DlcliError(f"--resume '{tune_dir}': not a dlcli tune folder ({name} is missing). Pass the folder "
                              "that `dlcli tune` printed (runs/tune/<recipe>/<timestamp>).")
@@ -152,17 +144,7 @@ def finished(study) -> list:
                                                                 TrialState.FAIL)) if "epochs" in t.user_attrs]
 
 
-def close_abandoned(study, numbers: set[int] | None = None) -> None:
-    """Close trials still running (those of ``numbers``; all, left by a process that was killed) as failed;
-    without an outcome of their own they do not count towards the study's trials."""
-    from optuna.trial import TrialState
-
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if numbers is None or trial.number in numbers:
-            study.tell(trial.number, state=TrialState.FAIL)
-
-
-def run_batch(study, batch: list, session: Session, reporter, on_trial) -> None:
+def run_batch(stored: StoredStudy, batch: list, session: Session, reporter, on_trial) -> None:
     """Train one batch of asked trials, program group by program group, telling Optuna each outcome."""
 
     variants = []
@@ -183,7 +165,7 @@ def run_batch(study, batch: list, session: Session, reporter, on_trial) -> None:
             runs = train_group(group, group_setups, [session.base.recipe.seed], index, reporter, write,
                                Watch(pruning.on_epoch, pruning.between_calls))
             for m, run in enumerate(runs):
-                on_trial(tell(study, trials[m], run, m in pruning.pruned, session, len(group.variants) > 1))
+                on_trial(tell(stored, trials[m], run, m in pruning.pruned, session, len(group.variants) > 1))
 
 
 class Pruning:
@@ -211,10 +193,12 @@ class Pruning:
         return engine.freeze(carry, members)
 
 
-def tell(study, trial, run: dict[str, Any], pruned: bool, session: Session, shared: bool) -> dict[str, Any]:
-    """Tell Optuna a trial's outcome; append and return its ``trials.jsonl`` row."""
+def tell(stored: StoredStudy, trial, run: dict[str, Any], pruned: bool, session: Session, shared: bool
+         ) -> dict[str, Any]:
+    """Tell Optuna a trial's outcome; return its ``trials.jsonl`` row (written when the trial is saved)."""
     from optuna.trial import TrialState
 
+    study = stored.study
     member = run["members"][0]
     monitor, minimize = session.config.monitor, study.direction.name == "MINIMIZE"
     seen = [r[monitor] for r in member["history"] if math.isfinite(r.get(monitor, math.nan))]
@@ -232,8 +216,7 @@ def tell(study, trial, run: dict[str, Any], pruned: bool, session: Session, shar
     row = {"number": trial.number, "state": state.name.lower(), "value": value, "values": run["values"],
            "epochs": len(member["history"]), "ended": member["ended"], "shared_program": shared,
            "wall_time_s": run["wall_time_s"]}
-    with (session.tune_dir / "trials.jsonl").open("a") as file:
-        file.write(json.dumps(row, allow_nan=False, default=str) + "\n")
+    stored.keep(row)
     return row
 
 
