@@ -42,6 +42,14 @@ class Group:
 
     variants: list[Variant]
     vmapped: bool  # several variants in one program (always true of the seeds)
+    key: str = ""  # the variants' program_key
+    kept: bool = False  # its program serves later groups of the same key too (see train_group's ``engines``)
+
+    @property
+    def carried(self) -> bool:
+        """The variants' own numbers ride in the training state (see :func:`program_key`), so that one program
+        serves them all: several variants, or a program kept for later groups (a lone variant included)."""
+        return self.vmapped or self.kept
 
 
 @dataclass
@@ -76,12 +84,12 @@ def program_key(recipe: Recipe) -> str:
     return to_toml(recipe.model_copy(update={"optimizer": optimizer}))
 
 
-def group_variants(variants: list[Variant]) -> list[Group]:
-    """Variants in order of first appearance, grouped by :func:`program_key`."""
+def group_variants(variants: list[Variant], kept: bool = False) -> list[Group]:
+    """Variants in order of first appearance, grouped by :func:`program_key` (``kept``: see :class:`Group`)."""
     groups: dict[str, list[Variant]] = {}
     for variant in variants:
         groups.setdefault(program_key(variant.loaded.recipe), []).append(variant)
-    return [Group(members, len(members) > 1) for members in groups.values()]
+    return [Group(members, len(members) > 1, key, kept) for key, members in groups.items()]
 
 
 def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: Path, reporter) -> Comparison:
@@ -143,8 +151,8 @@ def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict
             recipe = variant.loaded.recipe
             key = data_key(recipe)
             # in a shared program the first variant's model serves all: the others are checked, not initialised
-            setup = prepare(variant.loaded, data_by_config.get(key), inject=group.vmapped,
-                            shapes_only=group.vmapped and bool(setups[-1]))
+            setup = prepare(variant.loaded, data_by_config.get(key), inject=group.carried,
+                            shapes_only=group.carried and bool(setups[-1]))
             data_by_config.setdefault(key, setup.data)
             if not setup.built.task.supervised:
                 raise DlcliError(f"{base.source}: compare and tune rank classification and regression recipes; this one "
@@ -185,12 +193,14 @@ def data_key(recipe: Recipe) -> str:
 
 
 def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, reporter,
-                write: Callable[[Variant, int, dict[str, Any]], None], watch: Watch | None = None
-                ) -> list[dict[str, Any]]:
+                write: Callable[[Variant, int, dict[str, Any]], None], watch: Watch | None = None,
+                engines: dict[tuple[str, int], Any] | None = None) -> list[dict[str, Any]]:
     """Every (variant, seed) of one group as one program (``setups``: one per variant); one run per variant.
 
     ``write(variant, seed, record)`` receives each epoch record as it ends. A member whose loss turns NaN
-    or infinite ends "diverged" (frozen at its last good state); the others train on.
+    or infinite ends "diverged" (frozen at its last good state); the others train on. ``engines`` (by
+    program key and members; a caller's dict, for :attr:`Group.kept` groups) keeps each compiled program for
+    the next group that has its key and size: tracing and loading it again cost more than its epochs.
     """
     import jax
     import numpy as np
@@ -209,10 +219,14 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
     states = [TrainState(models[seed].params, models[seed].rest,
                          run_once(optimizers[variant.label].init, models[seed].params), np.zeros((), np.int32),
                          jax.random.key(seed) if setup.augment is not None else None,
-                         carried_strengths(variant.loaded.recipe) if group.vmapped else None,
-                         carried_keep(variant.loaded.recipe) if group.vmapped else None)
+                         carried_strengths(variant.loaded.recipe) if group.carried else None,
+                         carried_keep(variant.loaded.recipe) if group.carried else None)
               for variant, seed in members]
-    engine = Engine(setups[0], [seed for _, seed in members], models[seeds[0]], per_epoch=watch is not None)
+    kept = engines if group.kept and engines is not None else {}
+    engine = kept.get((group.key, len(members)))
+    if engine is None:
+        engine = kept[group.key, len(members)] = Engine(setups[0], [seed for _, seed in members], models[seeds[0]],
+                                                        per_epoch=watch is not None)
     progress = Progress(histories=[[] for _ in members])
     carry = engine.stack([engine.member_carry(state) for state in states])
     label = group.variants[0].label if len(group.variants) == 1 else f"{len(group.variants)} variants"

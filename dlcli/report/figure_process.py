@@ -22,7 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-Call = tuple[str, tuple[Any, ...], dict[str, Any]]  # (function of dlcli.report.plots, args, kwargs)
+# (function of dlcli.report.plots, or "module:function" of another module's figures; args; kwargs)
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]
 _process: subprocess.Popen | None = None
 _pending: list[Call] = []  # sent, drawn here should the process fail
 _sending: threading.Thread | None = None
@@ -72,10 +73,16 @@ def wait() -> None:
             return
     elif process is not None:
         stop_process(process)
-    from dlcli.report import plots
-
     for name, args, kwargs in calls:
-        getattr(plots, name)(*args, **kwargs)
+        function_of(name)(*args, **kwargs)
+
+
+def function_of(name: str):
+    """A call's function: ``plot_history`` names one of :mod:`dlcli.report.plots`, ``module:function`` another's."""
+    import importlib
+
+    module, _, function = name.rpartition(":")
+    return getattr(importlib.import_module(module or "dlcli.report.plots"), function)
 
 
 def stop() -> None:
@@ -101,7 +108,7 @@ def serve() -> None:
 
     from matplotlib.figure import Figure
 
-    from dlcli.report import plots
+    from dlcli.report import plots  # noqa: F401  (imported while waiting, not once the calls arrive)
 
     figure = Figure(figsize=(1, 1))
     figure.subplots().set_title("warm")  # loads the font and its glyph cache
@@ -111,7 +118,7 @@ def serve() -> None:
     except EOFError:
         return
     for name, args, kwargs in calls:
-        getattr(plots, name)(*args, **kwargs)
+        function_of(name)(*args, **kwargs)
 
 
 if __name__ == "__main__":

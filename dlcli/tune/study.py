@@ -51,6 +51,7 @@ class Session:
     overrides: list[str]
     base: LoadedRecipe
     data_by_config: dict[str, Any] = field(default_factory=dict)  # loaded once for every batch
+    engines: dict[tuple[str, int], Any] = field(default_factory=dict)  # compiled programs, for later batches
 
     @property
     def config(self):
@@ -74,13 +75,25 @@ def tune(ref: str | None, overrides: list[str], out: Path, resume: Path | None, 
     """
     optuna = import_optuna()
     session = open_session(resume) if resume is not None else new_session(ref, overrides, out)
-    total = trials or session.config.trials
     stored = StoredStudy.open(session.tune_dir, direction(session.config),
                               sampler=optuna.samplers.TPESampler(seed=session.base.recipe.seed),
                               pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
-    study = stored.study
+    from dlcli.report import figure_process
+
+    figure_process.start()  # imports matplotlib on another core while the trials train
+    try:
+        summary = run_study(stored, session, trials or session.config.trials, parallel, timeout, reporter, on_trial)
+    finally:
+        figure_process.stop()  # unused when the study failed before its figures
+    return TuneResult(session.tune_dir, summary)
+
+
+def run_study(stored: StoredStudy, session: Session, total: int, parallel: int, timeout: float | None, reporter,
+              on_trial) -> dict[str, Any]:
+    """Batches of trials until ``total`` finished (or ``timeout``); the summary. Ctrl-C saves and stops."""
     from dlcli.engine.compilation import Compilations
 
+    study = stored.study
     started, counted = time.perf_counter(), Compilations.start()
     while (done := len(finished(study))) < total and not (timeout and time.perf_counter() - started >= timeout):
         batch = [study.ask() for _ in range(min(parallel, total - done))]
@@ -94,7 +107,7 @@ def tune(ref: str | None, overrides: list[str], out: Path, resume: Path | None, 
             raise Interrupted(f"interrupted: {len(finished(study))} finished trials are kept in "
                               f"{session.tune_dir / STUDY_FILE}. Continue with: dlcli tune --resume "
                               f"{session.tune_dir} --trials {total}") from None
-    return TuneResult(session.tune_dir, write_outputs(study, session, time.perf_counter() - started, counted.since()))
+    return write_outputs(study, session, time.perf_counter() - started, counted.since())
 
 
 def new_session(ref: str | None, overrides: list[str], out: Path) -> Session:
@@ -151,7 +164,7 @@ def run_batch(stored: StoredStudy, batch: list, session: Session, reporter, on_t
     for trial in batch:
         values = suggest(trial, session.config)
         variants.append(Variant(f"trial {trial.number}", values, trial_recipe(session.ref, session.overrides, values)))
-    groups = group_variants(variants)
+    groups = group_variants(variants, kept=True)
     setups = prepare_groups(groups, session.base, session.data_by_config)
     by_label = {f"trial {trial.number}": trial for trial in batch}
     with (session.tune_dir / "metrics.jsonl").open("a") as metrics_file:
@@ -163,7 +176,7 @@ def run_batch(stored: StoredStudy, batch: list, session: Session, reporter, on_t
             trials = [by_label[variant.label] for variant in group.variants]
             pruning = Pruning(trials, session.config.monitor)
             runs = train_group(group, group_setups, [session.base.recipe.seed], index, reporter, write,
-                               Watch(pruning.on_epoch, pruning.between_calls))
+                               Watch(pruning.on_epoch, pruning.between_calls), session.engines)
             for m, run in enumerate(runs):
                 on_trial(tell(stored, trials[m], run, m in pruning.pruned, session, len(group.variants) > 1))
 
@@ -223,8 +236,11 @@ def tell(stored: StoredStudy, trial, run: dict[str, Any], pruned: bool, session:
 def write_outputs(study, session: Session, wall: float, compilations: dict[str, int]) -> dict[str, Any]:
     """``summary.json``, ``best-recipe.toml`` and the plots, from the study as it stands."""
     from dlcli.checkpoint import write_json, write_text
-    from dlcli.tune.report import write_plots
+    from dlcli.report import figure_process
+    from dlcli.tune.report import figure_calls
 
+    calls, plots = figure_calls(study, session.tune_dir / "plots", session.config)
+    figure_process.send(calls)  # drawn while the files below are written
     config = session.config
     states = [trial.state.name.lower() for trial in finished(study)]
     counts = {"finished": len(states), **{state: states.count(state) for state in ("complete", "pruned", "fail")}}
@@ -241,6 +257,7 @@ def write_outputs(study, session: Session, wall: float, compilations: dict[str, 
         write_text(session.tune_dir / "best-recipe.toml", text + to_toml(loaded.recipe.model_copy(update={"tune": None})))
         summary["best"] = {"number": best.number, "value": best.value, "values": values,
                            "recipe": str(session.tune_dir / "best-recipe.toml")}
-    summary["plots"] = write_plots(study, session.tune_dir / "plots", config)
+    summary["plots"] = plots
     write_json(session.tune_dir / "summary.json", summary)
+    figure_process.wait()
     return summary
