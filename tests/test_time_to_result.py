@@ -20,6 +20,7 @@ import pytest
 
 from conftest import train_recipe
 from dlcli.engine import driver
+from dlcli.files import read_jsonl
 from dlcli.runs import open_run
 
 CHECK_WITHOUT_JAX = """
@@ -67,6 +68,20 @@ def test_a_run_compiles_four_programs_and_the_next_run_loads_them_all(tmp_path):
     assert first["epochs_per_call"] > 1  # 300 tiny epochs in a handful of device calls
     off = run_json(tmp_path / "runs", "off")
     assert off["compilations"]["from_cache"] == 0 and not (tmp_path / "off").exists()
+
+
+def test_a_warm_run_loads_its_training_program_whole_and_trains_to_the_same_numbers(tmp_path):
+    """The second run neither traces nor lowers the block (dlcli.engine.executables); a changed recipe does."""
+    cache, kept = str(tmp_path / "xla"), tmp_path / "xla" / "dlcli-programs"
+    first = run_json(tmp_path / "runs", cache)
+    entries = sorted(p.name for p in kept.iterdir())
+    second = run_json(tmp_path / "runs", cache)
+    assert sorted(p.name for p in kept.iterdir()) == entries and len(entries) == 2  # the block and its sums
+    losses = lambda summary: [r["loss"] for r in read_jsonl(Path(summary["run_dir"]) / "metrics.jsonl")]  # noqa: E731
+    assert losses(first) == losses(second) and len(losses(first)) == 300
+    other = run_json(tmp_path / "runs", cache, "--set", "optimizer.learning_rate=0.04")
+    assert len(list(kept.iterdir())) == 4 and losses(other) != losses(first)
+    assert second["compilations"]["train"] == other["compilations"]["train"] == 1
 
 
 EARLY = ["data.source=moons", "train.epochs=40", "train.batch_size=64", "optimizer.learning_rate=0.05",

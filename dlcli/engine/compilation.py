@@ -44,6 +44,13 @@ def _on_event(event: str, **_) -> None:
         _counts["from_cache"] += 1
 
 
+def count_loaded(fun_name: str) -> None:
+    """Count a program loaded whole from :mod:`dlcli.engine.executables` (never traced nor lowered)."""
+    _counts["programs"] += 1
+    _counts["from_cache"] += 1
+    _counts["train"] += TRAIN_PROGRAM in fun_name
+
+
 def configure() -> None:
     """Point JAX at the persistent cache (every program, however quick to compile) and start counting."""
     if getattr(configure, "done", False):

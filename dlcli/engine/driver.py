@@ -23,8 +23,9 @@ import numpy as np
 
 from dlcli.assemble import Predictor
 from dlcli.data.feed import Feed
+from dlcli.engine import executables
 from dlcli.engine.compilation import QUICK, SHORT
-from dlcli.engine.program import Carry, EpochSpec, make_block_fn
+from dlcli.engine.program import MAX_GATHERED_BYTES, Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
 from dlcli.train.batches import Plan, epoch_indices, fed_plan, make_plan
 from dlcli.train.step import TrainState
@@ -134,6 +135,8 @@ class Engine:
             self.source = ResidentRows(self, setup.device_inputs("train"),
                                        placement.put_replicated(data.splits["train"][1]))
         self.epoch_extras = epoch_extras
+        # Programs kept across runs are keyed by the setup's recipe, so not another architecture's.
+        self.kept = built is None or built is setup.built
         self.step = step = make_task_step(self.built.train_graph, self.built.loss_fn, setup.optimizer,
                                           self.built.task, recipe.train.l1, recipe.train.l2, setup.augment)
         self.spec = EpochSpec(self.built.task, self.built.loss_fn, self.built.eval_graph, setup.wanted,
@@ -158,8 +161,27 @@ class Engine:
         return self.setup.placement.put_replicated(stack_trees(carries))
 
     def member_carry(self, state: TrainState) -> Carry:
-        sums = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self.sum_shapes(state))
+        sums = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self.kept_sum_shapes(state))
         return Carry(state, state, initial_stop_state(self.setup.stopping), sums, np.int32(1), np.bool_(False))
+
+    def program_key(self, kind: str, arguments: Any) -> str | None:
+        """The key of this engine's ``kind`` of program in :mod:`dlcli.engine.executables` (None: not kept)."""
+        if not self.kept:
+            return None
+        setup = self.setup
+        return executables.key_of(kind, setup.recipe, setup.data.preprocessing, self.layout, self.members,
+                                  setup.data.feed is not None, setup.inject, MAX_GATHERED_BYTES, COMPILE_TIERS,
+                                  executables.signature(arguments))
+
+    def kept_sum_shapes(self, state: TrainState) -> dict[str, Any]:
+        """:meth:`sum_shapes`, recalled from an earlier run of the same program when there was one."""
+        key = self.program_key("sums", state)
+        shapes = executables.recall(key) if key else None
+        if shapes is None:
+            shapes = self.sum_shapes(state)
+            if key:
+                executables.keep(key, shapes)
+        return shapes
 
     def freeze(self, carry: Carry, members: list[int]) -> Carry:
         """``carry`` with ``members`` stopped: from the next call their batches weigh nothing (the others
@@ -232,10 +254,17 @@ class Engine:
         """
         if self._compiled is None:
             tick = time.perf_counter()
-            lowered = self.program.lower(*args)
-            flops = self.training_flops(lowered)
-            _, self.compiled_for, options = next(tier for tier in COMPILE_TIERS if flops < tier[0])
-            self._compiled = lowered.compile(options)
+            key = self.program_key("block", args)
+            loaded = executables.load_executable(key) if key else None
+            if loaded is not None:
+                self._compiled, self.compiled_for = loaded
+            else:
+                lowered = self.program.lower(*args)
+                flops = self.training_flops(lowered)
+                _, self.compiled_for, options = next(tier for tier in COMPILE_TIERS if flops < tier[0])
+                self._compiled = lowered.compile(options)
+                if key:
+                    executables.keep_executable(key, self._compiled, self.compiled_for)
             self.compile_seconds = time.perf_counter() - tick
         return self._compiled
 

@@ -45,6 +45,7 @@ class Setup:
     augment: Callable | None  # (key, x) -> x, on the device
     placement: Placement  # the devices training runs on
     compilations: Compilations  # counted from the start of prepare()
+    inject: bool = False  # the optimizer's numbers live in its state (see prepare)
     _placed: dict[str, jax.Array] = field(default_factory=dict, repr=False)
 
     @property
@@ -140,7 +141,7 @@ def prepare(loaded: LoadedRecipe, data: Prepared | None = None, inject: bool = F
     check_penalties(built.params, recipe.train.l1, recipe.train.l2)
     return Setup(loaded, data, built, wanted, plan, optimizer, schedule, stopping, augment,
                  placement_for(plan.batch_size * jax.process_count() if data.feed is not None else plan.batch_size),
-                 compilations)
+                 compilations, inject)
 
 
 def checkpoint_bytes(state: Any) -> int:
