@@ -143,7 +143,7 @@ class Engine:
                               setup.stopping, setup.schedule)
         self.program = make_block_fn(step, self.spec, len(seeds), fed=feed is not None)
         self._compiled, self.compile_seconds, self.compiled_for = None, 0.0, ""
-        self._sum_shapes = None
+        self._zero_sums = None  # the step's sums, zeroed (see member_carry)
         self.first_call_done: float | None = None  # time.time() when the first call returned
         self.predictor = Predictor(self.built.eval_graph)
         self.val = (setup.device_inputs("val"), placement.put_replicated(data.splits["val"][1])) \
@@ -161,8 +161,10 @@ class Engine:
         return self.setup.placement.put_replicated(stack_trees(carries))
 
     def member_carry(self, state: TrainState) -> Carry:
-        sums = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self.kept_sum_shapes(state))
-        return Carry(state, state, initial_stop_state(self.setup.stopping), sums, np.int32(1), np.bool_(False))
+        if self._zero_sums is None:  # the same for every member: traced (or recalled) once, not once per member
+            self._zero_sums = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self.kept_sum_shapes(state))
+        return Carry(state, state, initial_stop_state(self.setup.stopping), self._zero_sums, np.int32(1),
+                     np.bool_(False))
 
     def program_key(self, kind: str, arguments: Any) -> str | None:
         """The key of this engine's ``kind`` of program in :mod:`dlcli.engine.executables` (None: not kept)."""
@@ -192,13 +194,10 @@ class Engine:
         return carry._replace(stop=stop)
 
     def sum_shapes(self, state: TrainState) -> dict[str, Any]:
-        """The shapes of the sums a step collects (loss, count, correct, ...), traced, not run: once, since every
-        member's state has the same shapes (tracing the step per member cost a 32-trial study 2.5 s)."""
-        if self._sum_shapes is None:
-            x, y = self.source.example()
-            batch = (x[:1], y[:1], np.ones(1, np.float32))
-            self._sum_shapes = jax.eval_shape(lambda s: self.step(s, *batch)[1], state)
-        return self._sum_shapes
+        """The shapes of the sums a step collects (loss, count, correct, ...), traced, not run."""
+        x, y = self.source.example()
+        batch = (x[:1], y[:1], np.ones(1, np.float32))
+        return jax.eval_shape(lambda s: self.step(s, *batch)[1], state)
 
     def run(self, carry: Carry, progress: Progress, reporter, between_calls: Callable[[Carry, Progress], Carry | None],
             on_epoch: Callable[[int, dict[str, Any], Carry], None] = lambda m, record, carry: None,

@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-# (function of dlcli.report.plots, or "module:function" of another module's figures; args; kwargs)
+# (function of dlcli.report.plots, or "module:function" of another figure module; args, kwargs)
 Call = tuple[str, tuple[Any, ...], dict[str, Any]]
 _process: subprocess.Popen | None = None
 _pending: list[Call] = []  # sent, drawn here should the process fail
@@ -74,11 +74,11 @@ def wait() -> None:
     elif process is not None:
         stop_process(process)
     for name, args, kwargs in calls:
-        function_of(name)(*args, **kwargs)
+        drawer(name)(*args, **kwargs)
 
 
-def function_of(name: str):
-    """A call's function: ``plot_history`` names one of :mod:`dlcli.report.plots`, ``module:function`` another's."""
+def drawer(name: str):
+    """The function a :data:`Call` names."""
     import importlib
 
     module, _, function = name.rpartition(":")
@@ -108,7 +108,7 @@ def serve() -> None:
 
     from matplotlib.figure import Figure
 
-    from dlcli.report import plots  # noqa: F401  (imported while waiting, not once the calls arrive)
+    from dlcli.report import plots  # noqa: F401  (imported while the run trains, not once it has ended)
 
     figure = Figure(figsize=(1, 1))
     figure.subplots().set_title("warm")  # loads the font and its glyph cache
@@ -118,7 +118,7 @@ def serve() -> None:
     except EOFError:
         return
     for name, args, kwargs in calls:
-        function_of(name)(*args, **kwargs)
+        drawer(name)(*args, **kwargs)
 
 
 if __name__ == "__main__":
