@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,18 @@ def test_a_warm_run_loads_its_training_program_whole_and_trains_to_the_same_numb
     other = run_json(tmp_path / "runs", cache, "--set", "optimizer.learning_rate=0.04")
     assert len(list(kept.iterdir())) == 4 and losses(other) != losses(first)
     assert second["compilations"]["train"] == other["compilations"]["train"] == 1
+
+
+def test_runs_after_the_kept_programs_are_gone_but_jax_cache_is_warm_still_train(tmp_path):
+    """An executable JAX loaded from its own cache serializes without its kernels: it is not kept, so the next
+    run (a new dlcli version, a cleared folder) compiles from JAX's cache again instead of failing."""
+    cache, kept = str(tmp_path / "xla"), tmp_path / "xla" / "dlcli-programs"
+    first = run_json(tmp_path / "runs", cache)
+    shutil.rmtree(kept)
+    run_json(tmp_path / "runs", cache)  # the block from JAX's cache: not kept
+    third = run_json(tmp_path / "runs", cache)
+    losses = lambda summary: [r["loss"] for r in read_jsonl(Path(summary["run_dir"]) / "metrics.jsonl")]  # noqa: E731
+    assert losses(third) == losses(first)
 
 
 EARLY = ["data.source=moons", "train.epochs=40", "train.batch_size=64", "optimizer.learning_rate=0.05",

@@ -24,7 +24,7 @@ import numpy as np
 from dlcli.assemble import Predictor
 from dlcli.data.feed import Feed
 from dlcli.engine import executables
-from dlcli.engine.compilation import QUICK, SHORT
+from dlcli.engine.compilation import QUICK, SHORT, Compilations
 from dlcli.engine.program import MAX_GATHERED_BYTES, Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
 from dlcli.train.batches import Plan, epoch_indices, fed_plan, make_plan
@@ -261,8 +261,12 @@ class Engine:
                 lowered = self.program.lower(*args)
                 flops = self.training_flops(lowered)
                 _, self.compiled_for, options = next(tier for tier in COMPILE_TIERS if flops < tier[0])
+                counted = Compilations.start()
                 self._compiled = lowered.compile(options)
-                if key:
+                # An executable JAX loaded from its persistent cache serializes without its kernels: loaded
+                # again, it failed at its first call ("Function broadcast.22_kernel not found"). Keep only
+                # what this process compiled.
+                if key and not counted.since()["from_cache"]:
                     executables.keep_executable(key, self._compiled, self.compiled_for)
             self.compile_seconds = time.perf_counter() - tick
         return self._compiled
