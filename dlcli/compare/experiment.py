@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ class Group:
     variants: list[Variant]
     vmapped: bool  # several variants in one program (always true of the seeds)
     key: str = ""  # the variants' program_key
-    kept: bool = False  # its program serves later groups of the same key too (see train_group's ``engines``)
+    kept: bool = False  # its program and initial model serve later groups of the same key too (dlcli tune)
 
     @property
     def carried(self) -> bool:
@@ -133,13 +133,14 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
     return Comparison(run_dir, summary)
 
 
-def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict[str, Any] | None = None
-                   ) -> list[list[Any]]:
+def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict[str, Any] | None = None,
+                   known: Container[str] = ()) -> list[list[Any]]:
     """Each group's setups, one per variant (data loaded once per distinct ``[data]``): every variant is
     checked before any trains.
 
     Args:
       data_by_config: loaded data by ``[data]`` and seed, kept by a caller that prepares several times.
+      known: program keys whose initial model the caller keeps: their variants are checked, not initialised.
     """
     from dlcli.train.setup import prepare
 
@@ -152,7 +153,7 @@ def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict
             key = data_key(recipe)
             # in a shared program the first variant's model serves all: the others are checked, not initialised
             setup = prepare(variant.loaded, data_by_config.get(key), inject=group.carried,
-                            shapes_only=group.carried and bool(setups[-1]))
+                            shapes_only=group.carried and (bool(setups[-1]) or group.key in known))
             data_by_config.setdefault(key, setup.data)
             if not setup.built.task.supervised:
                 raise DlcliError(f"{base.source}: compare and tune rank classification and regression recipes; this one "
@@ -193,14 +194,12 @@ def data_key(recipe: Recipe) -> str:
 
 
 def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, reporter,
-                write: Callable[[Variant, int, dict[str, Any]], None], watch: Watch | None = None,
-                engines: dict[tuple[str, int], Any] | None = None) -> list[dict[str, Any]]:
+                write: Callable[[Variant, int, dict[str, Any]], None], watch: Watch | None = None
+                ) -> list[dict[str, Any]]:
     """Every (variant, seed) of one group as one program (``setups``: one per variant); one run per variant.
 
     ``write(variant, seed, record)`` receives each epoch record as it ends. A member whose loss turns NaN
-    or infinite ends "diverged" (frozen at its last good state); the others train on. ``engines`` (by
-    program key and members; a caller's dict, for :attr:`Group.kept` groups) keeps each compiled program for
-    the next group that has its key and size: tracing and loading it again cost more than its epochs.
+    or infinite ends "diverged" (frozen at its last good state); the others train on.
     """
     import jax
     import numpy as np
@@ -219,14 +218,10 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
     states = [TrainState(models[seed].params, models[seed].rest,
                          run_once(optimizers[variant.label].init, models[seed].params), np.zeros((), np.int32),
                          jax.random.key(seed) if setup.augment is not None else None,
-                         carried_strengths(variant.loaded.recipe) if group.carried else None,
-                         carried_keep(variant.loaded.recipe) if group.carried else None)
+                         carried_strengths(variant.loaded.recipe) if group.vmapped else None,
+                         carried_keep(variant.loaded.recipe) if group.vmapped else None)
               for variant, seed in members]
-    kept = engines if group.kept and engines is not None else {}
-    engine = kept.get((group.key, len(members)))
-    if engine is None:
-        engine = kept[group.key, len(members)] = Engine(setups[0], [seed for _, seed in members], models[seeds[0]],
-                                                        per_epoch=watch is not None)
+    engine = Engine(setups[0], [seed for _, seed in members], models[seeds[0]], per_epoch=watch is not None)
     progress = Progress(histories=[[] for _ in members])
     carry = engine.stack([engine.member_carry(state) for state in states])
     label = group.variants[0].label if len(group.variants) == 1 else f"{len(group.variants)} variants"

@@ -6,7 +6,9 @@ that share a program (they differ only in numbers the optimizer keeps in its
 state) train as one vmapped stack, the others as programs of their own, as
 ``dlcli compare`` groups its variants. Every epoch each trial reports its
 monitored value to the median pruner, and a pruned trial is frozen in the
-stack (its batches weigh nothing) while the others train on.
+stack (its batches weigh nothing) while the others train on, or leaves it
+(see :mod:`dlcli.tune.trials`). A program, and the initial weights, of one
+batch serve the later batches' groups of the same program.
 
 The tune folder ``out/tune/<recipe>/<timestamp>/`` holds ``recipe.toml``,
 ``study.db`` (Optuna's SQLite storage, written after each batch and on
@@ -24,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlcli.compare.experiment import Watch, data_key, group_variants, prepare_groups, train_group
+from dlcli.compare.experiment import data_key, group_variants, prepare_groups
 from dlcli.compare.grid import Variant
 from dlcli.errors import DlcliError
 from dlcli.recipe import LoadedRecipe, load_recipe, to_toml
 from dlcli.tune.space import check_space, direction, suggest, trial_recipe, values_of
 from dlcli.tune.storage import STUDY_FILE, StoredStudy, close_abandoned, import_optuna
+from dlcli.tune.trials import Kept, train_trials
 
 
 class Interrupted(DlcliError):
@@ -51,7 +54,7 @@ class Session:
     overrides: list[str]
     base: LoadedRecipe
     data_by_config: dict[str, Any] = field(default_factory=dict)  # loaded once for every batch
-    engines: dict[tuple[str, int], Any] = field(default_factory=dict)  # compiled programs, for later batches
+    kept: Kept = field(default_factory=Kept)  # programs and initial models, for later batches
 
     @property
     def config(self):
@@ -159,13 +162,12 @@ def finished(study) -> list:
 
 def run_batch(stored: StoredStudy, batch: list, session: Session, reporter, on_trial) -> None:
     """Train one batch of asked trials, program group by program group, telling Optuna each outcome."""
-
     variants = []
     for trial in batch:
         values = suggest(trial, session.config)
         variants.append(Variant(f"trial {trial.number}", values, trial_recipe(session.ref, session.overrides, values)))
     groups = group_variants(variants, kept=True)
-    setups = prepare_groups(groups, session.base, session.data_by_config)
+    setups = prepare_groups(groups, session.base, session.data_by_config, known=session.kept.models)
     by_label = {f"trial {trial.number}": trial for trial in batch}
     with (session.tune_dir / "metrics.jsonl").open("a") as metrics_file:
         def write(variant: Variant, seed: int, record: dict[str, Any]) -> None:
@@ -174,36 +176,10 @@ def run_batch(stored: StoredStudy, batch: list, session: Session, reporter, on_t
 
         for index, (group, group_setups) in enumerate(zip(groups, setups)):
             trials = [by_label[variant.label] for variant in group.variants]
-            pruning = Pruning(trials, session.config.monitor)
-            runs = train_group(group, group_setups, [session.base.recipe.seed], index, reporter, write,
-                               Watch(pruning.on_epoch, pruning.between_calls), session.engines)
+            runs, pruned = train_trials(group, group_setups, trials, session.kept, index, session.config.monitor,
+                                        reporter, write)
             for m, run in enumerate(runs):
-                on_trial(tell(stored, trials[m], run, m in pruning.pruned, session, len(group.variants) > 1))
-
-
-class Pruning:
-    """The median pruner's view of a group: every member reports each epoch; a pruned one is frozen."""
-
-    def __init__(self, trials: list, monitor: str):
-        self.trials, self.monitor = trials, monitor
-        self.pruned: set[int] = set()
-        self.pending: list[int] = []
-
-    def on_epoch(self, member: int, record: dict[str, Any]) -> None:
-        value = record.get(self.monitor)
-        if member in self.pruned or value is None or not math.isfinite(value):
-            return
-        trial = self.trials[member]
-        trial.report(value, record["epoch"])
-        if trial.should_prune():
-            self.pruned.add(member)
-            self.pending.append(member)
-
-    def between_calls(self, engine, carry):
-        if not self.pending:
-            return None
-        members, self.pending = self.pending, []
-        return engine.freeze(carry, members)
+                on_trial(tell(stored, trials[m], run, m in pruned, session, len(group.variants) > 1))
 
 
 def tell(stored: StoredStudy, trial, run: dict[str, Any], pruned: bool, session: Session, shared: bool
