@@ -130,8 +130,7 @@ def train_trials(group: Group, setups: list[Any], trials: list, kept: Kept, inde
             except Narrow as narrow:
                 stack.members = [stack.members[m] for m in narrow.live]
                 engine = kept.engine(group.key, setup, len(narrow.live))
-                live = jax.numpy.asarray(narrow.live)
-                carry = engine.setup.placement.put_replicated(jax.tree.map(lambda a: a[live], narrow.carry))
+                carry = engine.setup.placement.put_replicated(members_of(narrow.carry, narrow.live))
                 progress = replace(progress, histories=[histories[i] for i in stack.members])
     finally:
         reporter.close()
@@ -143,6 +142,20 @@ def train_trials(group: Group, setups: list[Any], trials: list, kept: Kept, inde
     return [{"values": variant.values, "wall_time_s": wall,
              "members": [{"seed": seed, "ended": stack.ended[i], "history": histories[i]}]}
             for i, variant in enumerate(group.variants)], stack.pruned
+
+
+def members_of(carry, live: list[int]):
+    """The stack positions ``live`` of a stacked carry, taken on the host: indexing on the device compiled
+    a program per leaf shape."""
+    import jax
+    import numpy as np
+
+    def take(leaf):
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            return leaf[np.asarray(live)]  # key arrays have no numpy form
+        return np.asarray(leaf)[live]
+
+    return jax.tree.map(take, carry)
 
 
 def initial_state(setup, variant_setup, recipe):
