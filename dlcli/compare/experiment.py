@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ class Group:
     variants: list[Variant]
     vmapped: bool  # several variants in one program (always true of the seeds)
     key: str = ""  # the variants' program_key
-    kept: bool = False  # its program and initial model serve later groups of the same key too (dlcli tune)
+    kept: bool = False  # its program and setup serve later groups of the same key too (dlcli tune)
 
     @property
     def carried(self) -> bool:
@@ -133,14 +133,13 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
     return Comparison(run_dir, summary)
 
 
-def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict[str, Any] | None = None,
-                   known: Container[str] = ()) -> list[list[Any]]:
+def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict[str, Any] | None = None
+                   ) -> list[list[Any]]:
     """Each group's setups, one per variant (data loaded once per distinct ``[data]``): every variant is
     checked before any trains.
 
     Args:
       data_by_config: loaded data by ``[data]`` and seed, kept by a caller that prepares several times.
-      known: program keys whose initial model the caller keeps: their variants are checked, not initialised.
     """
     from dlcli.train.setup import prepare
 
@@ -153,7 +152,7 @@ def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict
             key = data_key(recipe)
             # in a shared program the first variant's model serves all: the others are checked, not initialised
             setup = prepare(variant.loaded, data_by_config.get(key), inject=group.carried,
-                            shapes_only=group.carried and (bool(setups[-1]) or group.key in known))
+                            shapes_only=group.carried and bool(setups[-1]))
             data_by_config.setdefault(key, setup.data)
             if not setup.built.task.supervised:
                 raise DlcliError(f"{base.source}: compare and tune rank classification and regression recipes; this one "

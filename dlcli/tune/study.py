@@ -167,17 +167,18 @@ def run_batch(stored: StoredStudy, batch: list, session: Session, reporter, on_t
         values = suggest(trial, session.config)
         variants.append(Variant(f"trial {trial.number}", values, trial_recipe(session.ref, session.overrides, values)))
     groups = group_variants(variants, kept=True)
-    setups = prepare_groups(groups, session.base, session.data_by_config, known=session.kept.models)
+    fresh = [group for group in groups if group.key not in session.kept.setups]  # a program new to the study
+    for group, setups in zip(fresh, prepare_groups(fresh, session.base, session.data_by_config)):
+        session.kept.setups[group.key] = setups[0]
     by_label = {f"trial {trial.number}": trial for trial in batch}
     with (session.tune_dir / "metrics.jsonl").open("a") as metrics_file:
         def write(variant: Variant, seed: int, record: dict[str, Any]) -> None:
             metrics_file.write(json.dumps({"variant": variant.label, "seed": seed, **record}) + "\n")
             metrics_file.flush()
 
-        for index, (group, group_setups) in enumerate(zip(groups, setups)):
+        for index, group in enumerate(groups):
             trials = [by_label[variant.label] for variant in group.variants]
-            runs, pruned = train_trials(group, group_setups, trials, session.kept, index, session.config.monitor,
-                                        reporter, write)
+            runs, pruned = train_trials(group, trials, session.kept, index, session.config.monitor, reporter, write)
             for m, run in enumerate(runs):
                 on_trial(tell(stored, trials[m], run, m in pruned, session, len(group.variants) > 1))
 
