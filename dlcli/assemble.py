@@ -12,6 +12,7 @@ from flax import nnx
 
 from dlcli.data.preprocess import Preprocessing
 from dlcli.engine.compilation import run_once
+from dlcli.engine.executables import kept_program, signature
 from dlcli.losses import LOSSES, LossFn
 from dlcli.models import build_model
 from dlcli.recipe import Recipe
@@ -35,17 +36,18 @@ class Assembled:
         return int(sum(np.size(p) for p in jax.tree.leaves(self.params)))
 
 
-def initialised(build: Callable[[], nnx.Module], abstract: bool = False) -> nnx.Module:
+def initialised(build: Callable[[], nnx.Module], abstract: bool = False, kept: tuple | None = None) -> nnx.Module:
     """The module ``build`` makes, its weights drawn by one compiled program (or only shaped, if ``abstract``).
 
     Built eagerly, every initialiser of every layer is its own small XLA
-    program; under ``jit`` the whole initialisation is one (and it is cached).
+    program; under ``jit`` the whole initialisation is one (and it is cached;
+    ``kept``: what ``build`` depends on, see :func:`dlcli.engine.compilation.run_once`).
     """
     shaped = nnx.eval_shape(build)  # mistakes in [model] surface here, before any compilation
     if abstract:
         return shaped
     graphdef, _ = nnx.split(shaped)
-    return nnx.merge(graphdef, run_once(lambda: nnx.state(build())))
+    return nnx.merge(graphdef, run_once(lambda: nnx.state(build()), kept=kept, name="model_init"))
 
 
 def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None, abstract: bool = False) -> Assembled:
@@ -54,8 +56,10 @@ def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None, abstra
     With ``abstract``, the weights are shapes only: for a run whose weights come from a checkpoint.
     """
     task = task_from(pre, recipe.loss.kind if recipe.loss else None)
+    seed = recipe.seed if seed is None else seed
     model = initialised(lambda: build_model(recipe.model.kind, recipe.model.settings(), tuple(pre.input_shape),
-                                            task.output_dim, recipe.seed if seed is None else seed), abstract)
+                                            task.output_dim, seed), abstract,
+                        kept=(recipe.model, tuple(pre.input_shape), task.output_dim, seed))
     loss = recipe.loss.kind if recipe.loss else task.default_loss
     loss_fn = LOSSES.build(loss, recipe.loss.settings() if recipe.loss else {}, task, where="[loss]")
     model.eval()
@@ -68,25 +72,34 @@ def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None, abstra
 class Predictor:
     """Batched, compiled forward passes in evaluation mode."""
 
-    def __init__(self, eval_graph: nnx.GraphDef, batch_size: int = 4096):
+    def __init__(self, eval_graph: nnx.GraphDef, batch_size: int = 4096, kept: tuple | None = None):
+        """``kept``: what ``eval_graph`` is a function of (a recipe and its preprocessing), so that later
+        runs load the evaluation programs whole (:func:`dlcli.engine.executables.kept_program`)."""
         self._predict = make_predict_fn(eval_graph)
         self.batch_size = batch_size
-        self._judged = {}
+        self.kept = kept
+        self._judged = {}  # compiled programs by loss (or outputs) and argument shapes
 
     def judge(self, built: Assembled, params: Any, rest: Any, x: jax.Array, y: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(outputs, per-example losses, linked predictions) of ``x`` against ``y``: one compiled program."""
-        if built.loss_fn not in self._judged:
+        idx, _ = eval_indices(len(x), self.batch_size)
+        args = (params, rest, x, idx, y)
+        program = (built.loss_fn, signature(args))
+        if program not in self._judged:
             def judged(params, rest, x, idx, y):
                 outputs = self._predict(params, rest, x, idx)
                 outputs = outputs.reshape(-1, *outputs.shape[2:])[:len(y)]
                 return outputs, built.loss_fn(outputs, y), built.task.link(outputs)
 
-            self._judged[built.loss_fn] = jax.jit(judged)
-        idx, _ = eval_indices(len(x), self.batch_size)
-        return tuple(np.asarray(a) for a in self._judged[built.loss_fn](params, rest, x, idx, y))
+            self._judged[program] = kept_program(judged, args, self.kept, "judged")
+        return tuple(np.asarray(a) for a in self._judged[program](*args))
 
     def __call__(self, params: Any, rest: Any, x: jax.Array) -> np.ndarray:
         idx, n = eval_indices(len(x), self.batch_size)
-        outputs = self._predict(params, rest, x, idx)  # (S, B, O) or (S, B, *input shape) for reconstructions
+        args = (params, rest, x, idx)
+        program = ("outputs", signature(args))
+        if program not in self._judged:
+            self._judged[program] = kept_program(self._predict, args, self.kept, "outputs")
+        outputs = self._judged[program](*args)  # (S, B, O) or (S, B, *input shape) for reconstructions
         return np.asarray(outputs).reshape(-1, *outputs.shape[2:])[:n]

@@ -19,6 +19,7 @@ from dlcli.data.tables import peek_columns, read_dataset, read_npz
 from dlcli.errors import DlcliError
 from dlcli.evaluate import outputs_report
 from dlcli.engine.compilation import configure as configure_compilation
+from dlcli.engine.executables import folder
 from dlcli.files import atomic_path
 from dlcli.recipe import LoadedRecipe, Recipe, load_recipe
 from dlcli.tasks import task_named
@@ -34,8 +35,14 @@ class Run:
     params: Any
     rest: Any
 
+    @property
+    def predictor(self) -> Predictor:
+        """The run's forward passes, kept across commands (see :func:`dlcli.engine.executables.kept_program`)."""
+        recipe = self.loaded.recipe.model_copy(update={"name": "", "description": "", "seed": 0})
+        return Predictor(self.built.eval_graph, kept=(recipe, self.preprocessing) if folder() is not None else None)
+
     def outputs(self, x: np.ndarray) -> np.ndarray:
-        return Predictor(self.built.eval_graph)(self.params, self.rest, jax.device_put(x))
+        return self.predictor(self.params, self.rest, jax.device_put(x))
 
 
 def open_run(path: Path) -> Run:
@@ -139,8 +146,7 @@ def evaluate_run(path: Path, split: str | None = None, data_file: Path | None = 
                              "data.test_path when training, or pass --split val / --data FILE.")
         x, y = data.splits[split]
         source = split
-    outputs, losses, predictions = Predictor(run.built.eval_graph).judge(run.built, run.params, run.rest,
-                                                                          jax.device_put(x), y)
+    outputs, losses, predictions = run.predictor.judge(run.built, run.params, run.rest, jax.device_put(x), y)
     report = outputs_report(run.built.task, run.built.loss_fn, outputs, y, run.preprocessing.classes, losses,
                             predictions)
     return {"run": str(path), "data": source, **report}

@@ -3,14 +3,16 @@
 XLA programs are written to a per-user cache folder (``platformdirs``'
 cache dir, ``dlcli/xla``), so the second run of a recipe loads its programs
 instead of compiling them. ``DLCLI_CACHE_DIR`` moves the folder;
-``DLCLI_CACHE_DIR=off`` switches the cache off.
+``DLCLI_CACHE_DIR=off`` switches the cache off. The engine's training program
+is kept whole in the same folder instead (:mod:`dlcli.engine.executables`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,24 @@ def configure() -> None:
     jax.monitoring.register_event_listener(_on_event)
 
 
+@contextmanager
+def fresh() -> Iterator[None]:
+    """Compile without JAX's persistent cache: on XLA:CPU an executable that cache loaded serializes without
+    some of its kernels, so one that :mod:`dlcli.engine.executables` keeps must be compiled here."""
+    from jax.experimental.compilation_cache.compilation_cache import reset_cache
+
+    if not jax.config.jax_enable_compilation_cache:
+        yield
+        return
+    reset_cache()
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", True)
+        reset_cache()
+
+
 # Compile fast, for programs that do little arithmetic: no backend optimisation, and XLA:CPU's classic
 # emitters instead of its fusion emitters, which took 4x longer to compile the training block of mlp-xor
 # (2.3 s -> 0.5 s measured; other backends ignore the option).
@@ -77,10 +97,13 @@ QUICK = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": Fal
 SHORT = {"xla_cpu_use_fusion_emitters": False}  # optimised, but with the emitters that compile faster
 
 
-def run_once(fn: Callable, *args: Any) -> Any:
+def run_once(fn: Callable, *args: Any, kept: tuple | None = None, name: str = "init") -> Any:
     """``jax.jit(fn)(*args)`` for a program a run calls once (initialisation), compiled without backend
-    optimisation: it spends more time compiling than computing."""
-    return jax.jit(fn).lower(*args).compile(QUICK)(*args)
+    optimisation: it spends more time compiling than computing. With ``kept`` (what ``fn`` depends on
+    besides the shapes of ``args``), later runs load it whole (:func:`dlcli.engine.executables.kept_program`)."""
+    from dlcli.engine.executables import kept_program
+
+    return kept_program(fn, args, kept, name, QUICK)(*args)
 
 
 @dataclass

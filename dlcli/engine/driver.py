@@ -24,7 +24,7 @@ import numpy as np
 from dlcli.assemble import Predictor
 from dlcli.data.feed import Feed
 from dlcli.engine import executables
-from dlcli.engine.compilation import QUICK, SHORT, Compilations
+from dlcli.engine.compilation import QUICK, SHORT, TRAIN_PROGRAM, fresh
 from dlcli.engine.program import MAX_GATHERED_BYTES, Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
 from dlcli.train.batches import Plan, epoch_indices, fed_plan, make_plan
@@ -135,8 +135,12 @@ class Engine:
             self.source = ResidentRows(self, setup.device_inputs("train"),
                                        placement.put_replicated(data.splits["train"][1]))
         self.epoch_extras = epoch_extras
-        # Programs kept across runs are keyed by the setup's recipe, so not another architecture's.
-        self.kept = built is None or built is setup.built
+        # What the programs kept across runs (dlcli.engine.executables) depend on besides their arguments'
+        # shapes: the setup's recipe (so not another architecture's) and the preprocessing fitted to the data.
+        self.kept = None
+        if (built is None or built is setup.built) and executables.folder() is not None:
+            recipe = recipe.model_copy(update={"name": "", "description": "", "seed": 0})  # not in any trace
+            self.kept = (recipe, data.preprocessing, feed is not None, setup.inject)
         self.step = step = make_task_step(self.built.train_graph, self.built.loss_fn, setup.optimizer,
                                           self.built.task, recipe.train.l1, recipe.train.l2, setup.augment)
         self.spec = EpochSpec(self.built.task, self.built.loss_fn, self.built.eval_graph, setup.wanted,
@@ -145,7 +149,7 @@ class Engine:
         self._compiled, self.compile_seconds, self.compiled_for = None, 0.0, ""
         self._zero_sums = None  # the step's sums, zeroed (see member_carry)
         self.first_call_done: float | None = None  # time.time() when the first call returned
-        self.predictor = Predictor(self.built.eval_graph)
+        self.predictor = Predictor(self.built.eval_graph, kept=self.kept)
         self.val = (setup.device_inputs("val"), placement.put_replicated(data.splits["val"][1])) \
             if "val" in data.splits else None
         self.diverged = np.zeros(len(seeds), bool)  # members frozen by a NaN loss
@@ -168,11 +172,9 @@ class Engine:
 
     def program_key(self, kind: str, arguments: Any) -> str | None:
         """The key of this engine's ``kind`` of program in :mod:`dlcli.engine.executables` (None: not kept)."""
-        if not self.kept:
+        if self.kept is None:
             return None
-        setup = self.setup
-        return executables.key_of(kind, setup.recipe, setup.data.preprocessing, self.layout, self.members,
-                                  setup.data.feed is not None, setup.inject, MAX_GATHERED_BYTES, COMPILE_TIERS,
+        return executables.key_of(kind, *self.kept, self.layout, self.members, MAX_GATHERED_BYTES, COMPILE_TIERS,
                                   executables.signature(arguments))
 
     def kept_sum_shapes(self, state: TrainState) -> dict[str, Any]:
@@ -254,20 +256,19 @@ class Engine:
         if self._compiled is None:
             tick = time.perf_counter()
             key = self.program_key("block", args)
-            loaded = executables.load_executable(key) if key else None
+            loaded = executables.load_executable(key, TRAIN_PROGRAM) if key else None
             if loaded is not None:
                 self._compiled, self.compiled_for = loaded
             else:
                 lowered = self.program.lower(*args)
                 flops = self.training_flops(lowered)
                 _, self.compiled_for, options = next(tier for tier in COMPILE_TIERS if flops < tier[0])
-                counted = Compilations.start()
-                self._compiled = lowered.compile(options)
-                # An executable JAX loaded from its persistent cache serializes without its kernels: loaded
-                # again, it failed at its first call ("Function broadcast.22_kernel not found"). Keep only
-                # what this process compiled.
-                if key and not counted.since()["from_cache"]:
+                if key:
+                    with fresh():
+                        self._compiled = lowered.compile(options)
                     executables.keep_executable(key, self._compiled, self.compiled_for)
+                else:
+                    self._compiled = lowered.compile(options)
             self.compile_seconds = time.perf_counter() - tick
         return self._compiled
 

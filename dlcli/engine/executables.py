@@ -26,6 +26,7 @@ import pickle
 import platform
 from dataclasses import asdict, is_dataclass
 from importlib import metadata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +114,9 @@ def keep(key: str, value: Any) -> None:
         pass
 
 
-def load_executable(key: str) -> tuple[Any, str] | None:
-    """The executable stored under ``key`` and how it was compiled, loaded onto this process's devices."""
+def load_executable(key: str, name: str) -> tuple[Any, str] | None:
+    """The executable stored under ``key`` and how it was compiled, loaded onto this process's devices;
+    counted as program ``name`` loaded from the cache."""
     from jax.experimental.serialize_executable import deserialize_and_load
 
     stored = recall(key)
@@ -125,11 +127,12 @@ def load_executable(key: str) -> tuple[Any, str] | None:
         executable = deserialize_and_load(serialized, in_tree, out_tree)
     except Exception:  # noqa: BLE001 - e.g. written by another jaxlib: compile again
         return None
-    compilation.count_loaded(compilation.TRAIN_PROGRAM)
+    compilation.count_loaded(name)
     return executable, compiled_for
 
 
 def keep_executable(key: str, compiled: Any, compiled_for: str) -> None:
+    """Store ``compiled``, which must have been compiled in this process (see :func:`compilation.fresh`)."""
     from jax.experimental.serialize_executable import serialize
 
     try:
@@ -137,3 +140,26 @@ def keep_executable(key: str, compiled: Any, compiled_for: str) -> None:
     except Exception:  # noqa: BLE001 - a backend that cannot serialize: the persistent cache still serves
         return
     keep(key, (serialized, in_tree, out_tree, compiled_for))
+
+
+def kept_program(fn: Callable, args: tuple, parts: tuple | None, name: str, options: dict | None = None) -> Any:
+    """``jax.jit(fn)`` compiled for ``args`` (with XLA ``options``).
+
+    Args:
+      parts: what ``fn``'s trace depends on besides the shapes of ``args`` (a recipe, its preprocessing...),
+        or None: the program is then compiled (or loaded by JAX's cache) as usual. With ``parts`` it is
+        loaded whole when an earlier run kept it, and otherwise compiled here and kept.
+      name: the program's name in the counts of :mod:`dlcli.engine.compilation`.
+    """
+    jitted = jax.jit(fn)
+    if parts is None or folder() is None:
+        return jitted.lower(*args).compile(options)
+    key = key_of(name, *parts, signature(args))
+    loaded = load_executable(key, name)
+    if loaded is not None:
+        return loaded[0]
+    lowered = jitted.lower(*args)
+    with compilation.fresh():
+        compiled = lowered.compile(options)
+    keep_executable(key, compiled, "")
+    return compiled

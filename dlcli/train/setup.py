@@ -60,7 +60,9 @@ class Setup:
     def initial_state(self) -> TrainState:
         """The state before the first step: initial weights, fresh optimizer, augmentation key from the seed."""
         key = jax.random.key(self.recipe.seed) if self.augment is not None else None
-        return TrainState(self.built.params, self.built.rest, run_once(self.optimizer.init, self.built.params),
+        kept = (self.recipe.optimizer, self.plan.steps, self.recipe.train.epochs, self.inject)  # build_optimizer's
+        return TrainState(self.built.params, self.built.rest,
+                          run_once(self.optimizer.init, self.built.params, kept=kept, name="optimizer_init"),
                           np.zeros((), np.int32), key)
 
     def device_inputs(self, split: str) -> jax.Array:
