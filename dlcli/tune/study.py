@@ -88,6 +88,7 @@ def tune(ref: str | None, overrides: list[str], out: Path, resume: Path | None, 
         summary = run_study(stored, session, trials or session.config.trials, parallel, timeout, reporter, on_trial)
     finally:
         figure_process.stop()  # unused when the study failed before its figures
+        stored.close()  # the study file and trials.jsonl complete
     return TuneResult(session.tune_dir, summary)
 
 
