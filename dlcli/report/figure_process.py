@@ -29,20 +29,15 @@ _pending: list[Call] = []  # sent, drawn here should the process fail
 _sending: threading.Thread | None = None
 
 
-def start(preload: tuple[str, ...] = ()) -> None:
-    """Launch the figure process (once; a process that cannot be launched leaves drawing to this one).
-
-    ``preload``: modules its calls will need, imported while it waits (a tuning study's importances import
-    Optuna's and scikit-learn's forests: 2 s).
-    """
+def start() -> None:
+    """Launch the figure process (once; a process that cannot be launched leaves drawing to this one)."""
     global _process
     if _process is not None and _process.poll() is None:
         return
     package_root = str(Path(__file__).resolve().parents[2])  # where `import dlcli` finds this dlcli
     path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
     try:
-        _process = subprocess.Popen([sys.executable, "-m", "dlcli.report.figure_process", *preload],
-                                    stdin=subprocess.PIPE,
+        _process = subprocess.Popen([sys.executable, "-m", "dlcli.report.figure_process"], stdin=subprocess.PIPE,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     env={**os.environ, "PYTHONPATH": path})
     except OSError:
@@ -108,9 +103,7 @@ def stop_process(process: subprocess.Popen) -> None:
 
 
 def serve() -> None:
-    """The figure process: import and warm matplotlib (and the modules named on its command line), then draw
-    what arrives on stdin (nothing, at its end)."""
-    import importlib
+    """The figure process: import and warm matplotlib, then draw what arrives on stdin (nothing, at its end)."""
     import io
 
     from matplotlib.figure import Figure
@@ -120,8 +113,6 @@ def serve() -> None:
     figure = Figure(figsize=(1, 1))
     figure.subplots().set_title("warm")  # loads the font and its glyph cache
     figure.savefig(io.BytesIO(), format="png", dpi=10)
-    for module in sys.argv[1:]:
-        importlib.import_module(module)
     try:
         calls = pickle.load(sys.stdin.buffer)
     except EOFError:
