@@ -11,8 +11,8 @@ import numpy as np
 from flax import nnx
 
 from dlcli.data.preprocess import Preprocessing
-from dlcli.engine.compilation import run_once
-from dlcli.engine.executables import kept_program, signature
+from dlcli.engine.executables import kept_program, run_once, signature
+from dlcli.engine.validation import DiskInputs, ShardedInputs, as_inputs, model_outputs
 from dlcli.losses import LOSSES, LossFn
 from dlcli.models import build_model
 from dlcli.recipe import Recipe
@@ -41,7 +41,7 @@ def initialised(build: Callable[[], nnx.Module], abstract: bool = False, kept: t
 
     Built eagerly, every initialiser of every layer is its own small XLA
     program; under ``jit`` the whole initialisation is one (and it is cached;
-    ``kept``: what ``build`` depends on, see :func:`dlcli.engine.compilation.run_once`).
+    ``kept``: what ``build`` depends on, see :func:`dlcli.engine.executables.run_once`).
     """
     shaped = nnx.eval_shape(build)  # mistakes in [model] surface here, before any compilation
     if abstract:
@@ -55,13 +55,33 @@ def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None, abstra
 
     With ``abstract``, the weights are shapes only: for a run whose weights come from a checkpoint.
     """
-    task = task_from(pre, recipe.loss.kind if recipe.loss else None)
+    task, build, loss_fn = components(recipe, pre)
     seed = recipe.seed if seed is None else seed
-    model = initialised(lambda: build_model(recipe.model.kind, recipe.model.settings(), tuple(pre.input_shape),
-                                            task.output_dim, seed), abstract,
-                        kept=(recipe.model, tuple(pre.input_shape), task.output_dim, seed))
+    return split_model(task, initialised(lambda: build(seed), abstract,
+                                         kept=(recipe.model, tuple(pre.input_shape), task.output_dim, seed)), loss_fn)
+
+
+def assemble_seeds(recipe: Recipe, pre: Preprocessing, seeds: list[int]) -> dict[int, Assembled]:
+    """``assemble(recipe, pre, seed=s)`` for every seed, the weights of all drawn by one vmapped program
+    (a stack of seeds compiles one initialisation, not one per seed)."""
+    task, build, loss_fn = components(recipe, pre)
+    graphdef, _ = nnx.split(nnx.eval_shape(lambda: build(seeds[0])))
+    states = run_once(jax.vmap(lambda seed: nnx.state(build(seed))), np.asarray(seeds, np.int32))  # (S, ...) leaves
+    return {seed: split_model(task, nnx.merge(graphdef, jax.tree.map(lambda leaf: leaf[i], states)), loss_fn)
+            for i, seed in enumerate(seeds)}
+
+
+def components(recipe: Recipe, pre: Preprocessing) -> tuple[Task, Callable[[Any], nnx.Module], LossFn]:
+    """(task, ``build(seed) -> model``, loss function) of a recipe."""
+    task = task_from(pre, recipe.loss.kind if recipe.loss else None)
     loss = recipe.loss.kind if recipe.loss else task.default_loss
     loss_fn = LOSSES.build(loss, recipe.loss.settings() if recipe.loss else {}, task, where="[loss]")
+    return task, lambda seed: build_model(recipe.model.kind, recipe.model.settings(), tuple(pre.input_shape),
+                                          task.output_dim, seed), loss_fn
+
+
+def split_model(task: Task, model: nnx.Module, loss_fn: LossFn) -> Assembled:
+    """The evaluation graph, then the training graph and state of ``model``."""
     model.eval()
     eval_graph = nnx.graphdef(model)
     model.train()
@@ -76,13 +96,20 @@ class Predictor:
         """``kept``: what ``eval_graph`` is a function of (a recipe and its preprocessing), so that later
         runs load the evaluation programs whole (:func:`dlcli.engine.executables.kept_program`)."""
         self._predict = make_predict_fn(eval_graph)
+        self.eval_graph = eval_graph
         self.batch_size = batch_size
         self.kept = kept
         self._judged = {}  # compiled programs by loss (or outputs) and argument shapes
 
     def judge(self, built: Assembled, params: Any, rest: Any, x: jax.Array, y: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(outputs, per-example losses, linked predictions) of ``x`` against ``y``: one compiled program."""
+        """(outputs, per-example losses, linked predictions) of ``x`` against ``y``: one compiled program.
+
+        ``x`` is an array, or held-out rows on disk or spread over processes (:mod:`dlcli.engine.validation`).
+        """
+        x = as_inputs(x)
+        if isinstance(x, (DiskInputs, ShardedInputs)):
+            return self.judge_held(built, params, rest, x, y)
         idx, _ = eval_indices(len(x), self.batch_size)
         args = (params, rest, x, idx, y)
         program = (built.loss_fn, signature(args))
@@ -94,6 +121,18 @@ class Predictor:
 
             self._judged[program] = kept_program(judged, args, self.kept, "judged")
         return tuple(np.asarray(a) for a in self._judged[program](*args))
+
+    def judge_held(self, built: Assembled, params: Any, rest: Any, x, y: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`judge` of rows read from disk or spread over processes, a batch at a time where they are."""
+        key = ("held", built.loss_fn)
+        if key not in self._judged:
+            def judged(params, rest, x, y):
+                outputs = model_outputs(nnx.merge(self.eval_graph, params, rest), x, self.batch_size)
+                return outputs, built.loss_fn(outputs, y), built.task.link(outputs)
+
+            self._judged[key] = jax.jit(judged)
+        return tuple(np.asarray(a) for a in self._judged[key](params, rest, x, y))
 
     def __call__(self, params: Any, rest: Any, x: jax.Array) -> np.ndarray:
         idx, n = eval_indices(len(x), self.batch_size)

@@ -8,6 +8,7 @@ exit with code 2; anything else is a bug and keeps its traceback (exit 1).
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -103,6 +104,10 @@ def train(
 
         print_resolved(loaded)
         return
+    if not os.environ.get("DLCLI_COORDINATOR"):  # one process: it draws the figures (train() ends the drawer
+        from dlcli.report import figure_process  # should the data or the model hold a mistake)
+
+        figure_process.start()  # matplotlib loads on another core while jax loads here
     arrow_without_pandas()  # before anything imports pyarrow's dataset module, which would load pandas
     from dlcli.report.console import make_reporter
     from dlcli.train.loop import train as train_recipe

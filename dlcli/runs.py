@@ -14,6 +14,7 @@ from dlcli.assemble import Assembled, Predictor, assemble
 from dlcli.checkpoint import checkpoint_path, load_checkpoint
 from dlcli.data import load_data
 from dlcli.data.preprocess import Preprocessing
+from dlcli.data.spill import SpilledRows
 from dlcli.data.dataset import open_dataset
 from dlcli.data.tables import peek_columns, read_dataset, read_npz
 from dlcli.errors import DlcliError
@@ -146,7 +147,10 @@ def evaluate_run(path: Path, split: str | None = None, data_file: Path | None = 
                              "data.test_path when training, or pass --split val / --data FILE.")
         x, y = data.splits[split]
         source = split
-    outputs, losses, predictions = run.predictor.judge(run.built, run.params, run.rest, jax.device_put(x), y)
+    placed = x if isinstance(x, SpilledRows) else jax.device_put(x)  # a streamed split's rows stay on disk
+    outputs, losses, predictions = run.predictor.judge(run.built, run.params, run.rest, placed, y)
+    if isinstance(x, SpilledRows):
+        x.close()
     report = outputs_report(run.built.task, run.built.loss_fn, outputs, y, run.preprocessing.classes, losses,
                             predictions)
     return {"run": str(path), "data": source, **report}

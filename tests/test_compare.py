@@ -18,8 +18,8 @@ runner = CliRunner()
 def deep_comparison(tmp_path_factory):
     """The default deep recipe, shortened: three activations x two seeds, through the CLI with --json.
 
-    All three share one compiled program (the activation is chosen per model); maxout, whose layers are
-    wider, compiles its own and is compared in the slow test below.
+    All three and their seeds train as one vmapped program (the activation an index per member); maxout,
+    whose layers are wider, compiles its own and is compared in the slow test below.
     """
     out = tmp_path_factory.mktemp("compare")
     result = runner.invoke(app, ["compare-activations", "--activations", "relu,elu,sigmoid", "--seeds", "2",
@@ -43,6 +43,10 @@ def test_relu_family_beats_sigmoid_whose_first_layer_gradient_vanishes(deep_comp
     assert deep_comparison["ranking"][-1] == "sigmoid"
     assert "sigmoid came last" in deep_comparison["verdict"] and "vanishing gradient" in deep_comparison["verdict"]
     assert "train.checkpoint_seconds is not used" in deep_comparison["notes"][0]  # no setting silently ignored
+    # compare --vary model.activation: the three element-wise activations and their seeds, one program.
+    assert deep_comparison["groups"] == [{"variants": ["relu", "elu", "sigmoid"], "one_program": True,
+                                          "vmapped": "variants and seeds"}]
+    assert deep_comparison["compilations"]["train"] == 1
 
 
 def test_every_activation_and_seed_is_saved_and_plotted(deep_comparison, capsys):
@@ -66,27 +70,26 @@ def test_every_activation_and_seed_is_saved_and_plotted(deep_comparison, capsys)
 
 def test_vmapped_seeds_equal_separate_runs(tmp_path):
     """Three seeds in one program == each seed run on its own: seed 0 as a plain `dlcli train`, seed 2 alone."""
+    from dlcli.compare.experiment import compare
+    from dlcli.compare.grid import Variant
     from dlcli.train.loop import train
-    from dlcli.train.setup import prepare
-    from dlcli.engine.driver import Engine
-    from dlcli.engine.stack import member_states, train_stack
 
     overrides = ["data.source=moons", "model.hidden=[8, 8]", "train.epochs=2", "train.batch_size=50",
                  "evaluate.metrics=[\"accuracy\"]"]
     loaded = load_recipe("compare-deep-mlp", overrides)
-    setup = prepare(loaded)
     quiet = make_reporter(quiet=True)
-    def stack(seeds):
-        built, states = member_states(setup, seeds)
-        return train_stack(Engine(setup, seeds, built), states, quiet, "stack").members
 
-    together, alone = stack([0, 1, 2]), stack([2])[0]
+    def stack(seeds, out):
+        run_dir = compare([Variant("deep", {}, loaded)], loaded, seeds, out, quiet).run_dir
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return {seed: [r for r in records if r["seed"] == seed] for seed in seeds}
+
+    together, alone = stack([0, 1, 2], tmp_path / "together"), stack([2], tmp_path / "alone")[2]
     plain = train(loaded, tmp_path, quiet)  # the recipe's seed is 0
-    for member, single in ((together[0], plain), (together[2], alone)):
+    for member, single in ((together[0], plain.history), (together[2], alone)):
         for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
-            np.testing.assert_allclose([r[key] for r in member.history], [r[key] for r in single.history],
-                                       rtol=1e-5, atol=1e-6)
-    assert together[1].history[-1]["val_loss"] != together[0].history[-1]["val_loss"]  # seeds do differ
+            np.testing.assert_allclose([r[key] for r in member], [r[key] for r in single], rtol=1e-5, atol=1e-6)
+    assert together[1][-1]["val_loss"] != together[0][-1]["val_loss"]  # seeds do differ
 
 
 def test_maxout_has_k_pieces_per_unit_and_trains_in_a_normal_recipe(tmp_path):

@@ -71,6 +71,23 @@ def test_dropout_rates_share_one_program_and_each_equals_its_own_run(tmp_path):
     assert len(without["groups"]) == 2  # no dropout means no Dropout layers: another program
 
 
+def test_activations_share_one_program_and_each_equals_its_own_run(tmp_path):
+    """The activation is an index per member (lax.switch): every element-wise one trains in one program, and
+    each member's losses are its own `dlcli train` run's to float tolerance; maxout is wider, its own program."""
+    summary = run_compare(tmp_path, "--vary", "model.activation=tanh,relu,maxout",
+                          "--vary", "optimizer.learning_rate=0.01,0.03", "--seeds", "1")
+    assert [len(g["variants"]) for g in summary["groups"]] == [4, 2] and summary["compilations"]["train"] == 2
+    together = histories(summary["run_dir"])
+    for activation in ("tanh", "relu"):
+        alone = train_recipe("moons-mlp", tmp_path / activation, *SMALL[1::2], f"model.activation={activation}",
+                             "optimizer.learning_rate=0.03")
+        mine = together[(f'model.activation="{activation}" optimizer.learning_rate=0.03', 0)]
+        for key in ("loss", "val_loss", "val_accuracy"):
+            np.testing.assert_allclose([r[key] for r in mine], [r[key] for r in alone.history], rtol=1e-5, atol=1e-6)
+    finals = {label: history[-1]["loss"] for (label, _), history in together.items()}
+    assert len(set(finals.values())) == 6  # each activation reaches its members
+
+
 def test_clipping_norms_and_weight_decays_share_one_program_and_each_equals_its_own_run(tmp_path):
     summary = run_compare(tmp_path, "--vary", "optimizer.clip_global_norm=0.05,1.0",
                           "--vary", "optimizer.weight_decay=0.001,0.1", "--seeds", "1")

@@ -77,7 +77,7 @@ def test_a_comparison_writes_one_tensorboard_run_per_activation_and_seed(tmp_pat
 
     for activation, folder in (("relu", "relu"), ("leaky_relu(negative_slope=0.1)", "leaky_relu(negative_slope=0.1)")):
         for seed in (0, 1):
-            history = [r for r in records if r["activation"] == activation and r["seed"] == seed]
+            history = [r for r in records if r["variant"] == activation and r["seed"] == seed]
             assert len(history) == 3
             scalars = read_scalars(run_dir / "tensorboard" / folder / f"seed_{seed}")
             assert scalars == expected_scalars(history)

@@ -2,10 +2,11 @@
 
 A model's :class:`~dlcli.models.layers.Activation` layers hold their function
 as a Python constant: each activation is a different program to compile.
-compare-activations swaps them for a :class:`ChoiceActivation` that holds
-every compared function and picks one with ``lax.switch`` on an index kept
-in the model's state. The architecture (and so every compiled step) is then
-the same for all element-wise activations; only the index differs.
+``dlcli compare`` (and so compare-activations) swaps them for a
+:class:`ChoiceActivation` that holds every compared function and picks one
+with ``lax.switch`` on an index kept in the model's state. The architecture
+(and so every compiled step) is then the same for all element-wise
+activations; only the index differs, one per member of the stack.
 
 Under ``vmap`` over members the switch evaluates every branch and selects
 (an index may differ per member), which costs a few element-wise
@@ -62,3 +63,13 @@ def with_choice(built: Assembled, names: Sequence[str], fns: Sequence[Callable],
     train_graph, params, rest = nnx.split(model, nnx.Param, ...)
     return dataclasses.replace(built, model=model, train_graph=train_graph, eval_graph=eval_graph, params=params,
                                rest=rest)
+
+
+def rest_with_index(model: nnx.Module, index: int) -> nnx.State:
+    """The non-parameter state of a :func:`with_choice` model, its ChoiceActivation layers set to ``index``
+    (one member's state; the model serves every member of its seed)."""
+    for layer in model.layers:
+        if isinstance(layer, ChoiceActivation):
+            layer.index[...] = jnp.asarray(index, jnp.int32)
+    # A copy: the split state holds the model's own Variables, which the next member's index would overwrite.
+    return jax.tree.map(lambda leaf: leaf, nnx.split(model, nnx.Param, ...)[2])

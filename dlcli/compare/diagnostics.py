@@ -1,7 +1,7 @@
 """What the activation function does to a network: gradient flow and unit health.
 
 Two measurements, both on stacked models (a leading member axis, see
-:mod:`dlcli.engine.stack`) and both compiled once per architecture:
+:mod:`dlcli.engine.driver`) and both compiled once per architecture:
 
 - Per-layer gradient norms of the loss on a fixed probe batch. In a deep
   sigmoid network back-propagation multiplies by sigma' <= 0.25 once per
@@ -22,6 +22,7 @@ models report gradient norms only.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -118,3 +119,39 @@ def headline(activation: str) -> tuple[str, str] | None:
     if ACTIVATIONS.trait(activation, "flat_below_zero", False):
         return "dead", "dead" if activation == "relu" else "inactive"
     return None
+
+
+@dataclass
+class Probe:
+    """Gradient flow and unit health of every member of one stack: before, after each epoch, and at the end.
+
+    Args:
+      diagnose: from :func:`make_diagnose`, compiled once for the stack's architecture.
+      batch: the probe batch ``(x, y)`` the gradient norms are measured on.
+      x_units: the examples the unit shares are measured on (validation split, else training).
+      kinds: each member's activation name (what its unit shares mean).
+    """
+
+    diagnose: Callable[..., dict[str, jax.Array]]
+    batch: tuple[np.ndarray, np.ndarray]
+    x_units: np.ndarray
+    kinds: list[str]
+
+    @classmethod
+    def make(cls, setup, built, kinds: list[str]) -> "Probe":
+        x_train, y_train = setup.data.splits["train"]
+        x_units = setup.data.splits.get("val", setup.data.splits["train"])[0][:UNIT_EXAMPLES]
+        diagnose = make_diagnose(built.eval_graph, built.loss_fn, has_hidden_layers(built.model))
+        return cls(diagnose, (x_train[:PROBE_EXAMPLES], y_train[:PROBE_EXAMPLES]), x_units, kinds)
+
+    def grad_records(self, state) -> list[dict[str, Any]]:
+        """Each member's gradient norms after an epoch (the engine adds them to its epoch record)."""
+        norms = jax.device_get(self.diagnose(state.params, state.rest, *self.batch, self.x_units))["grad_norms"]
+        return [{"grad_norms": row.tolist()} for row in norms]
+
+    def measure(self, params, rest) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """(gradient norms (M, weight matrices), each member's :func:`unit_summary`) of stacked models."""
+        shares = jax.device_get(self.diagnose(params, rest, *self.batch, self.x_units))
+        norms = shares.pop("grad_norms")
+        units = [unit_summary({k: v[m] for k, v in shares.items()}, kind) for m, kind in enumerate(self.kinds)]
+        return norms, units

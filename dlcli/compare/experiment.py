@@ -3,12 +3,15 @@
 The comparison is paired as compare-activations pairs it: the base recipe's
 seed fixes one data split for every run, and seed ``s`` gives every variant
 the same initial weights (where the architecture is the same) and the same
-batch order. Variants that differ only in numbers the training state can
-carry (the optimizer's learning rate, momentum, betas, epsilon, clipping norm
-and weight decay; single-number L1/L2 strengths; a dropout rate above 0) train
-as one vmapped program with their seeds; every other variant (a new
-architecture, batch size, optimizer kind, schedule) is a program of its own,
-its seeds still vmapped. The summary says which grouping each variant had.
+batch order. Variants that differ only in what the training state can carry
+(the optimizer's learning rate, momentum, betas, epsilon, clipping norm and
+weight decay; single-number L1/L2 strengths; a dropout rate above 0; an
+element-wise hidden activation: see :mod:`dlcli.compare.carried`) train as one
+vmapped program with their seeds; every other variant (a new architecture,
+batch size, optimizer kind, schedule, maxout) is a program of its own, its
+seeds still vmapped. The summary says which grouping each variant had.
+compare-activations is this comparison with gradient-flow and unit
+diagnostics (``diagnose``).
 
 The output directory ``out/compare/<recipe>/<timestamp>/`` holds the base
 ``recipe.toml``, ``metrics.jsonl`` (one line per variant, seed and epoch,
@@ -25,9 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dlcli.compare.carried import activation_choice, carried_keep, carried_strengths, program_key
 from dlcli.compare.grid import Variant
 from dlcli.errors import DlcliError
 from dlcli.recipe import LoadedRecipe, Recipe, to_toml
+
+
+# The figures of a comparison, drawn by the figure process from its files: by whether it is diagnosed.
+PLOTS = {False: "dlcli.compare.variant_plots:write_variant_plots", True: "dlcli.compare.plots:write_compare_plots"}
 
 
 @dataclass
@@ -64,35 +72,16 @@ class Watch:
     between_calls: Callable[[Any, Any], Any]
 
 
-def program_key(recipe: Recipe) -> str:
-    """The recipe with what the optimizer state can carry blanked out: equal keys share a program."""
-    from dlcli.optim import OPTIMIZERS, injectable
-
-    train = recipe.train
-    if carried_strengths(recipe) is not None:  # carried in the state (TrainState.penalty)
-        train = train.model_copy(update={"l1": 0.0, "l2": 0.0})
-    recipe = recipe.model_copy(update={"seed": 0, "train": train})
-    if carried_keep(recipe) is not None:  # a rate above 0 is carried in the state (TrainState.dropout)
-        recipe = recipe.model_copy(update={"model": recipe.model.model_copy(update={"dropout": 0.5})})
-    if not injectable(recipe.optimizer):
-        return to_toml(recipe)
-    own, settings = set(OPTIMIZERS.options(recipe.optimizer.kind)), recipe.optimizer.settings()
-    numbers = {k: 0.0 for k, v in settings.items() if k in own and is_number(v)}
-    shared = {k: 1.0 for k in ("clip_global_norm", "weight_decay")  # carried too when on (off: no such step)
-              if is_number(settings.get(k)) and settings[k] > 0}
-    optimizer = recipe.optimizer.model_copy(update={"learning_rate": 1.0, **numbers, **shared})
-    return to_toml(recipe.model_copy(update={"optimizer": optimizer}))
-
-
-def group_variants(variants: list[Variant], kept: bool = False) -> list[Group]:
-    """Variants in order of first appearance, grouped by :func:`program_key` (``kept``: see :class:`Group`)."""
+def group_variants(variants: list[Variant]) -> list[Group]:
+    """Variants in order of first appearance, grouped by :func:`program_key`."""
     groups: dict[str, list[Variant]] = {}
     for variant in variants:
         groups.setdefault(program_key(variant.loaded.recipe), []).append(variant)
-    return [Group(members, len(members) > 1, key, kept) for key, members in groups.items()]
+    return [Group(members, len(members) > 1, key) for key, members in groups.items()]
 
 
-def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: Path, reporter) -> Comparison:
+def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: Path, reporter,
+            diagnose: bool = False) -> Comparison:
     """Train every variant over ``seeds``; write and return the comparison.
 
     Args:
@@ -101,20 +90,41 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
       seeds: initialisation and shuffling seeds, shared by every variant.
       out: the folder under which ``compare/<recipe name>/<timestamp>/`` is created.
       reporter: progress display (see :mod:`dlcli.report.console`).
+      diagnose: the variants differ in their hidden activation only (compare-activations): measure
+        gradient flow and unit health, and add them to the summary, the table and the plots.
     """
-    from dlcli.checkpoint import create_run_dir, write_json, write_text
-    from dlcli.compare.summary import summarize_variants
-    from dlcli.compare.variant_plots import write_variant_plots
-    from dlcli.report.tensorboard import ScalarLogs
-
     from dlcli.engine.compilation import Compilations
+    from dlcli.report import figure_process
 
     started, counted = time.perf_counter(), Compilations.start()
     groups = group_variants(variants)
     prepared = prepare_groups(groups, base)
+    figure_process.start()  # every variant is sound: matplotlib loads on another core while they train
+    try:
+        return run_groups(groups, prepared, base, seeds, out, reporter, diagnose, started, counted)
+    finally:
+        figure_process.stop()  # unused when a group failed
+
+
+def run_groups(groups: list[Group], prepared: list[list[Any]], base: LoadedRecipe, seeds: list[int], out: Path,
+               reporter, diagnose: bool, started: float, counted) -> Comparison:
+    """Train the prepared groups, write the comparison's files and have its figures drawn (see :func:`compare`)."""
+    from dlcli.checkpoint import create_run_dir, write_json, write_text
+    from dlcli.compare.summary import summarize_variants
+    from dlcli.quiet import log_into
+    from dlcli.report import figure_process
+    from dlcli.report.tensorboard import ScalarLogs
+
+    variants = [variant for group in groups for variant in group.variants]
+    notes = unused_settings(base)
+    for note in notes:
+        reporter.note(note)
     run_dir = create_run_dir(out / "compare", base.recipe.name)
-    write_text(run_dir / "recipe.toml", f"# resolved from {base.source}; compare varies "
-                                        f"{', '.join(dict.fromkeys(k for v in variants for k in v.values))}\n" + to_toml(base.recipe))
+    log_into(run_dir)
+    varied = ", ".join(dict.fromkeys(k for v in variants for k in v.values))
+    write_text(run_dir / "recipe.toml", f"# resolved from {base.source}; compare varies {varied}\n" + to_toml(base.recipe))
+    if len({data_key(v.loaded.recipe) for v in variants}) == 1:  # one split and one preprocessing for all
+        prepared[0][0].data.preprocessing.save(run_dir / "preprocessing.json")
     runs = []
     with (run_dir / "metrics.jsonl").open("a") as metrics_file, ScalarLogs(run_dir / "tensorboard") as scalars:
         def write(variant: Variant, seed: int, record: dict[str, Any]) -> None:
@@ -123,14 +133,25 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
             scalars.write(f"{variant.label.replace('/', '_')}/seed_{seed}", record)
 
         for index, (group, setup) in enumerate(zip(groups, prepared)):
-            runs += train_group(group, setup, seeds, index, reporter, write)
-    summary = summarize_variants(base.recipe, variants, runs, seeds, time.perf_counter() - started)
+            runs += train_group(group, setup, seeds, index, reporter, write, diagnose=diagnose)
+    summary = summarize_variants(base.recipe, variants, runs, seeds, time.perf_counter() - started, diagnose)
     summary["groups"] = [{"variants": [v.label for v in g.variants], "one_program": True,
                           "vmapped": "variants and seeds" if g.vmapped else "seeds"} for g in groups]
     summary["compilations"] = counted.since()  # "train": one per group
+    summary["notes"] = notes
     write_json(run_dir / "summary.json", summary)
-    write_variant_plots(run_dir)
+    figure_process.send([(PLOTS[diagnose], (run_dir,), {})])
+    figure_process.wait()
     return Comparison(run_dir, summary)
+
+
+def unused_settings(loaded: LoadedRecipe) -> list[str]:
+    """Notes for the recipe keys a comparison does not use, when the recipe or --set gave them."""
+    notes = []
+    if "train.checkpoint_seconds" in loaded.origins:
+        notes.append("train.checkpoint_seconds is not used: compare keeps no checkpoints (its runs are "
+                     "re-readable from metrics.jsonl and summary.json).")
+    return notes
 
 
 def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict[str, Any] | None = None
@@ -161,68 +182,35 @@ def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict
     return setups
 
 
-def is_number(value: Any) -> bool:
-    """A plain number setting (not a boolean, a table or a name)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def carried_strengths(recipe: Recipe) -> dict[str, Any] | None:
-    """A variant's L1/L2 strengths as data in its state, when they are single numbers (see :func:`program_key`)."""
-    import numpy as np
-
-    l1, l2 = recipe.train.l1, recipe.train.l2
-    if not all(isinstance(strength, (int, float)) for strength in (l1, l2)):
-        return None
-    return {"l1": np.float32(l1), "l2": np.float32(l2)}
-
-
-def carried_keep(recipe: Recipe) -> Any:
-    """A variant's dropout keep probability as data in its state, when its model drops units at all (a model
-    without dropout has no Dropout layers: another program)."""
-    import numpy as np
-
-    rate = recipe.model.settings().get("dropout")
-    if not is_number(rate) or not 0 < rate < 1:
-        return None
-    return np.float32(1.0 - rate)
-
-
 def data_key(recipe: Recipe) -> str:
     """Recipes with equal keys load the same data (the seed draws the split)."""
     return recipe.data.model_dump_json() + str(recipe.seed)
 
 
 def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, reporter,
-                write: Callable[[Variant, int, dict[str, Any]], None], watch: Watch | None = None
-                ) -> list[dict[str, Any]]:
+                write: Callable[[Variant, int, dict[str, Any]], None], watch: Watch | None = None,
+                diagnose: bool = False) -> list[dict[str, Any]]:
     """Every (variant, seed) of one group as one program (``setups``: one per variant); one run per variant.
 
     ``write(variant, seed, record)`` receives each epoch record as it ends. A member whose loss turns NaN
-    or infinite ends "diverged" (frozen at its last good state); the others train on.
+    or infinite ends "diverged" (frozen at its last good state); the others train on. With ``diagnose``
+    (an activation comparison), each member's gradient flow and unit health are measured before, during
+    and after training (:mod:`dlcli.compare.diagnostics`).
     """
     import jax
-    import numpy as np
 
-    from dlcli.assemble import assemble
-    from dlcli.engine.compilation import run_once
-    from dlcli.engine.driver import Diverged, Engine, Progress
-    from dlcli.train.step import TrainState
+    from dlcli.engine.driver import Diverged, Engine, Progress, stack_trees
 
     tick = time.perf_counter()
     setup = setups[0]
     members = [(variant, seed) for variant in group.variants for seed in seeds]
-    optimizers = {v.label: s.optimizer for v, s in zip(group.variants, setups)}
-    models = {seed: setup.built if seed == setup.recipe.seed else assemble(setup.recipe, setup.data.preprocessing,
-                                                                         seed=seed) for seed in seeds}  # paired
-    states = [TrainState(models[seed].params, models[seed].rest,
-                         run_once(optimizers[variant.label].init, models[seed].params), np.zeros((), np.int32),
-                         jax.random.key(seed) if setup.augment is not None else None,
-                         carried_strengths(variant.loaded.recipe) if group.vmapped else None,
-                         carried_keep(variant.loaded.recipe) if group.vmapped else None)
-              for variant, seed in members]
-    engine = Engine(setups[0], [seed for _, seed in members], models[seeds[0]], per_epoch=watch is not None)
+    built, states = initial_states(group, setups, seeds)
+    probe = activation_probe(setup, built, members) if diagnose else None
+    engine = Engine(setup, [seed for _, seed in members], built, per_epoch=watch is not None,
+                    epoch_extras=probe.grad_records if probe else None)
     progress = Progress(histories=[[] for _ in members])
     carry = engine.stack([engine.member_carry(state) for state in states])
+    initial = probe.measure(*stack_trees([(s.params, s.rest) for s in states])) if probe else None
     label = group.variants[0].label if len(group.variants) == 1 else f"{len(group.variants)} variants"
     reporter.start(f"{label} x{len(seeds)} seeds", setup.recipe.train.epochs, engine.layout.plan.steps,
                    engine.examples, f"group {index + 1}: {len(members)} runs in one program")
@@ -240,13 +228,81 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
     finally:
         reporter.close()
     final = jax.device_get(carry)
-    wall = time.perf_counter() - tick
+    runs = group_runs(group, members, final, progress, index, built.parameter_count, time.perf_counter() - tick)
+    if probe:
+        add_diagnostics(runs, members, probe, initial, probe.measure(final.state.params, final.state.rest))
+    return runs
+
+
+def initial_states(group: Group, setups: list[Any], seeds: list[int]) -> tuple[Any, list[Any]]:
+    """(member 0's assembly, every member's initial TrainState), members ordered variant by variant.
+
+    Seed ``s`` gives every variant the same initial weights (paired); variants that differ in their
+    activation get ChoiceActivation layers and each its own index in the model state.
+    """
+    import jax
+    import numpy as np
+
+    from dlcli.activations import get_activation, split_spec
+    from dlcli.assemble import assemble_seeds
+    from dlcli.compare.choice import can_share, rest_with_index, with_choice
+    from dlcli.engine.compilation import compile_quick
+    from dlcli.train.step import TrainState
+
+    setup = setups[0]
+    choice = activation_choice([v.loaded.recipe for v in group.variants]) if group.vmapped else None
+    models = ({seed: setup.built for seed in seeds} if seeds == [setup.recipe.seed] and choice is None
+              else assemble_seeds(setup.recipe, setup.data.preprocessing, seeds))  # one program for all seeds
+    if choice is not None:
+        specs, _ = choice
+        names, fns = tuple(split_spec(spec)[0] for spec in specs), tuple(get_activation(spec) for spec in specs)
+        if not can_share(models[seeds[0]].model):
+            raise RuntimeError(f"model.kind = '{setup.recipe.model.kind}' has no swappable Activation layers")
+        models = {seed: with_choice(built, names, fns, 0) for seed, built in models.items()}
+    states = []
+    for v, (variant, variant_setup) in enumerate(zip(group.variants, setups)):
+        recipe = variant.loaded.recipe
+        init = compile_quick(variant_setup.optimizer.init, models[seeds[0]].params)  # once, not once per seed
+        for seed in seeds:
+            built = models[seed]
+            rest = rest_with_index(built.model, choice[1][v]) if choice else built.rest
+            states.append(TrainState(built.params, rest, init(built.params),
+                                     np.zeros((), np.int32),
+                                     jax.random.key(seed) if setup.augment is not None else None,
+                                     carried_strengths(recipe) if group.vmapped else None,
+                                     carried_keep(recipe) if group.vmapped else None))
+    return models[seeds[0]], states
+
+
+def group_runs(group: Group, members: list[tuple[Variant, int]], final, progress, index: int, parameters: int,
+               wall: float) -> list[dict[str, Any]]:
+    """One run per variant, each with its members' ends and histories, from the stack's final carry."""
     runs: dict[str, dict[str, Any]] = {}
     for m, (variant, seed) in enumerate(members):
         ended = "diverged" if final.diverged[m] else ("early_stopped" if final.stop.stopped[m] else "completed")
         run = runs.setdefault(variant.label, {"variant": variant.label, "values": variant.values, "group": index + 1,
-                                              "parameters": models[seed].parameter_count, "members": [],
+                                              "parameters": parameters, "members": [],
                                               "wall_time_s": wall, "train_time_s": progress.train_seconds})
         run["members"].append({"seed": seed, "ended": ended, "best_epoch": int(final.stop.best_epoch[m]),
                                "history": progress.histories[m]})
     return list(runs.values())
+
+
+def activation_probe(setup, built, members: list[tuple[Variant, int]]):
+    """The gradient and unit probe of a stack whose members are named by their activation."""
+    from dlcli.activations import split_spec
+    from dlcli.compare.diagnostics import Probe
+
+    kinds = [split_spec(variant.loaded.recipe.model.settings()["activation"])[0] for variant, _ in members]
+    return Probe.make(setup, built, kinds)
+
+
+def add_diagnostics(runs: list[dict[str, Any]], members: list[tuple[Variant, int]], probe, initial, final) -> None:
+    """Each member's gradient norms and unit summaries at initialisation and at the end, into ``runs``."""
+    by_label = {run["variant"]: run for run in runs}
+    for m, (variant, seed) in enumerate(members):
+        run = by_label[variant.label]
+        run.update(activation=variant.label, kind=probe.kinds[m])
+        member = next(member for member in run["members"] if member["seed"] == seed)
+        member["grad_norms"] = {"init": initial[0][m].tolist(), "final": final[0][m].tolist()}
+        member["units"] = {"init": initial[1][m], "final": final[1][m]}

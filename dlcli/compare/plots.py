@@ -1,72 +1,36 @@
 """PNG figures of a compare-activations directory, drawn from its saved files.
 
-Everything here reads ``summary.json`` and ``metrics.jsonl`` only, so a
-comparison can be re-plotted without retraining:
+The curves are ``dlcli compare``'s (:mod:`dlcli.compare.variant_plots`); the
+gradient norms and unit health are the activation diagnostics'. Everything
+here reads ``summary.json`` and ``metrics.jsonl`` only, so a comparison can
+be re-plotted without retraining:
 ``write_compare_plots(Path("runs/compare/<recipe>/<timestamp>"))``.
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dlcli.files import read_jsonl
+from dlcli.compare.variant_plots import load, plot_curves
 from dlcli.report.plots import new_figure, save_png
 
 
 def load_comparison(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[int, list[dict]]]]:
     """(summary, histories[activation][seed] = epoch records) of a comparison directory."""
-    summary = json.loads((run_dir / "summary.json").read_text())
-    histories: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    for record in read_jsonl(run_dir / "metrics.jsonl"):
-        histories[record["activation"]][record["seed"]].append(record)
-    return summary, histories
+    return load(run_dir)
 
 
 def write_compare_plots(run_dir: Path) -> list[Path]:
-    """val_curves.png, grad_norms.png and units.png under ``run_dir/plots``."""
-    summary, histories = load_comparison(run_dir)
+    """val_curves.png (``dlcli compare``'s curves), grad_norms.png and units.png under ``run_dir/plots``."""
+    summary, histories = load(run_dir)
     folder = run_dir / "plots"
     return [plot_curves(summary, histories, folder / "val_curves.png"),
             plot_grad_norms(summary, histories, folder / "grad_norms.png"),
             plot_units(summary, folder / "units.png")]
-
-
-def _band(runs: dict[int, list[dict]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(epochs, mean, low, high) of ``key`` over seeds, at each epoch some seed recorded."""
-    by_epoch: dict[int, list[float]] = defaultdict(list)
-    for history in runs.values():
-        for record in history:
-            if isinstance(record.get(key), (int, float)) and np.isfinite(record[key]):
-                by_epoch[record["epoch"]].append(record[key])
-    epochs = np.array(sorted(by_epoch))
-    values = [np.array(by_epoch[e]) for e in epochs]
-    return (epochs, np.array([v.mean() for v in values]), np.array([v.min() for v in values]),
-            np.array([v.max() for v in values]))
-
-
-def plot_curves(summary: dict, histories: dict, path: Path) -> Path:
-    """The primary metric and the loss per epoch: each activation's mean over seeds, its band min-max."""
-    keys = list(dict.fromkeys([summary["primary"], "val_loss" if summary["primary"] != "loss" else "loss", "loss"]))
-    figure = new_figure(5 * len(keys), 3.8)
-    axes = np.atleast_1d(figure.subplots(1, len(keys)))
-    for axis, key in zip(axes, keys):
-        for activation in summary["ranking"] or list(histories):
-            epochs, mean, low, high = _band(histories.get(activation, {}), key)
-            if len(epochs):
-                line, = axis.plot(epochs, mean, label=activation)
-                axis.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2)
-        axis.set(title=f"{key} (line: mean, band: min-max over seeds)", xlabel="epoch")
-        if key.endswith("loss"):
-            axis.set_yscale("log")
-        axis.grid(alpha=0.3)
-        if axis.has_data():
-            axis.legend(fontsize="small")
-    return save_png(figure, path)
 
 
 def plot_grad_norms(summary: dict, histories: dict, path: Path) -> Path:

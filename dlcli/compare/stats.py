@@ -1,8 +1,6 @@
-"""From per-run results to the comparison's numbers and its verdict in plain words.
+"""Paired statistics of a comparison: the primary metric, means over seeds, the verdict in plain words.
 
-Every activation gets mean ± sample standard deviation over seeds of its
-final epoch's losses and metrics (with early stopping: of its best epoch, the
-weights ``dlcli train`` would keep). The *primary* number that decides the
+The *primary* number that decides the
 winner is the validation split's first higher-is-better metric the recipe
 asks for (accuracy, auc, r2), else the validation loss (the training loss
 when there is no validation split). "Epochs to target" counts the epochs a
@@ -53,12 +51,9 @@ def epochs_to(history: list[dict[str, Any]], key: str, target: float, higher: bo
     return None
 
 
-def aggregate(run: dict[str, Any], histories: list[list[dict]], key: str, target: float, higher: bool) -> dict:
-    """One activation's row: mean ± std of each final number, epochs to target, gradient flow, unit health."""
+def diagnostic_fields(run: dict[str, Any]) -> dict[str, Any]:
+    """An activation's gradient flow and unit health, over its seeds, for its row of the comparison."""
     members = run["members"]
-    finals = [m["final"] for m in members]
-    names = [k for k in (finals[0] if finals else {}) if k not in ("epoch", "learning_rate", "time_s", "samples_per_s")]
-    reached = [epochs_to(h, key, target, higher) for h in histories]
     ratio = {when: geometric_mean([m["grad_norms"][when][0] / m["grad_norms"][when][-1] for m in members
                                    if m["grad_norms"][when][-1]]) for when in ("init", "final")}
     first = {when: geometric_mean([m["grad_norms"][when][0] for m in members]) for when in ("init", "final")}
@@ -66,40 +61,10 @@ def aggregate(run: dict[str, Any], histories: list[list[dict]], key: str, target
     units = {when: mean_std([m["units"][when][share] for m in members]) if share else None
              for when in ("init", "final")}
     return {
-        "activation": run["activation"], "parameters": run["parameters"], "seeds": len(members),
-        "final": {k: mean_std([f.get(k) for f in finals]) for k in names},
-        "epochs_to_target": mean_std([r for r in reached if r is not None]),
-        "reached_target": sum(r is not None for r in reached),
-        "grad_ratio_first_last": ratio, "first_layer_grad_norm": first,
+        "activation": run["activation"], "grad_ratio_first_last": ratio, "first_layer_grad_norm": first,
         "unit_share": share_name, "units": units,
         "active_at_init": mean_std([m["units"]["init"]["active"] for m in members if m["units"]["init"]["active"]
                                     is not None]),
-        "diverged": sum(m["ended"] == "diverged" for m in members),
-        "wall_time_s": run["wall_time_s"], "train_time_s": run["train_time_s"],
-    }
-
-
-def summarize(recipe: Recipe, runs: list[dict[str, Any]], seeds: list[int], wall_seconds: float) -> dict[str, Any]:
-    """summary.json: every run (its epoch history stays in metrics.jsonl), each activation's row, the verdict."""
-    key, higher = primary_metric(recipe, runs)
-    histories = {run["activation"]: [m["history"] for m in run["members"]] for run in runs}
-    runs = [{**run, "members": [{k: v for k, v in m.items() if k != "history"} for m in run["members"]]}
-            for run in runs]
-    values = [r[key] for hs in histories.values() for h in hs for r in h if r.get(key) is not None
-              and math.isfinite(r[key])]
-    best = (max(values) if higher else min(values)) if values else math.nan
-    # 90% of a best that is 0 or negative (an r2 below 0) would lie above it: then the best itself is the target.
-    target = (best * TARGET_FRACTION if best > 0 else best) if higher else best / TARGET_FRACTION
-    rows = [aggregate(run, histories[run["activation"]], key, target, higher) for run in runs]
-    ranked = sorted((r for r in rows if r["final"].get(key, {}).get("mean") is not None),
-                    key=lambda r: r["final"][key]["mean"], reverse=higher)
-    return {
-        "recipe": recipe.name, "seeds": seeds, "primary": key, "higher_is_better": higher,
-        "reported_epoch": "best (early stopping)" if recipe.train.early_stopping else "last",
-        "target": {"value": target, "rule": f"{TARGET_FRACTION:.0%} of the best {key} of any run"},
-        "ranking": [r["activation"] for r in ranked], "activations": rows,
-        "verdict": verdict(recipe.name, ranked, runs, key, higher),
-        "runs": runs, "wall_time_s": wall_seconds,
     }
 
 

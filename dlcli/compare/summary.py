@@ -14,10 +14,10 @@ import math
 from typing import Any
 
 from dlcli.compare.grid import Variant
-from dlcli.compare.stats import TARGET_FRACTION, epochs_to, mean_std, primary_metric, verdict
+from dlcli.compare.stats import TARGET_FRACTION, diagnostic_fields, epochs_to, mean_std, primary_metric, verdict
 from dlcli.recipe import Recipe
 
-BOOKKEEPING = ("epoch", "learning_rate", "time_s", "samples_per_s")
+BOOKKEEPING = ("epoch", "learning_rate", "time_s", "samples_per_s", "grad_norms")  # grad_norms: per layer
 
 
 def judged_record(history: list[dict[str, Any]], best_epoch: int, early_stopping: bool) -> dict[str, Any]:
@@ -38,8 +38,12 @@ def seconds_to(history: list[dict[str, Any]], key: str, target: float, higher: b
 
 
 def summarize_variants(recipe: Recipe, variants: list[Variant], runs: list[dict[str, Any]], seeds: list[int],
-                       wall_seconds: float) -> dict[str, Any]:
-    """summary.json of a comparison: every run's judged epoch, each variant's row, the ranking and the verdict."""
+                       wall_seconds: float, diagnosed: bool = False) -> dict[str, Any]:
+    """summary.json of a comparison: every run's judged epoch, each variant's row, the ranking and the verdict.
+
+    ``diagnosed``: an activation comparison, whose runs carry gradient norms and unit shares; each row
+    gets their summary, the rows are also listed as ``activations`` and the verdict speaks of activations.
+    """
     early = recipe.train.early_stopping is not None
     for run in runs:
         for member in run["members"]:
@@ -50,19 +54,22 @@ def summarize_variants(recipe: Recipe, variants: list[Variant], runs: list[dict[
               if isinstance(r.get(key), float) and math.isfinite(r[key])]
     best = (max(values) if higher else min(values)) if values else math.nan
     target = (best * TARGET_FRACTION if best > 0 else best) if higher else best / TARGET_FRACTION
-    rows = [variant_row(run, key, target, higher) for run in runs]
+    rows = [variant_row(run, key, target, higher) | (diagnostic_fields(run) if diagnosed else {}) for run in runs]
     ranked = sorted((r for r in rows if (r["final"].get(key) or {}).get("mean") is not None),
                     key=lambda r: r["final"][key]["mean"], reverse=higher)
-    stored = [{**run, "members": [{k: v for k, v in m.items() if k != "history"} for m in run["members"]]}
-              for run in runs]
-    return {
-        "recipe": recipe.name, "varied": list(dict.fromkeys(k for v in variants for k in v.values)), "seeds": seeds, "primary": key,
-        "higher_is_better": higher, "reported_epoch": "best (early stopping)" if early else "last",
+    stored = [{**run, "members": [{**{k: v for k, v in m.items() if k != "history"}, "epochs_run": len(m["history"])}
+                                  for m in run["members"]]} for run in runs]
+    summary = {
+        "recipe": recipe.name, "varied": list(dict.fromkeys(k for v in variants for k in v.values)), "seeds": seeds,
+        "primary": key, "higher_is_better": higher, "reported_epoch": "best (early stopping)" if early else "last",
         "target": {"value": target, "rule": f"{TARGET_FRACTION:.0%} of the best {key} of any run"},
         "ranking": [r["variant"] for r in ranked], "variants": rows,
-        "verdict": verdict(recipe.name, ranked, stored, key, higher, label="variant"),
+        "verdict": verdict(recipe.name, ranked, stored, key, higher, label="activation" if diagnosed else "variant"),
         "runs": stored, "wall_time_s": wall_seconds,
     }
+    if diagnosed:
+        summary["activations"] = rows  # the name compare-activations' readers know its rows by
+    return summary
 
 
 def variant_row(run: dict[str, Any], key: str, target: float, higher: bool) -> dict[str, Any]:

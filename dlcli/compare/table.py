@@ -26,28 +26,19 @@ def _share(row: dict[str, Any], when: str) -> str:
 
 
 def comparison_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Column headers and one row of text per activation, in ranking order."""
-    metric_keys = [k for k in (summary["activations"][0]["final"] if summary["activations"] else {})
-                   if k not in ("loss", "val_loss") and k.startswith("val_")]
-    headers = ["activation", "train loss", "val loss", *metric_keys,
-               f"epochs to {summary['target']['value']:.3g} (reached)", "grad 1st/last init → end",
-               "dead/inactive/sat. init → end", "active@init", "wall s"]
-    order = {name: i for i, name in enumerate(summary["ranking"])}
-    rows = []
-    for row in sorted(summary["activations"], key=lambda r: order.get(r["activation"], len(order))):
-        final = row["final"]
-        epochs = row["epochs_to_target"]
-        reached = f"{epochs['mean']:.1f}" if epochs["mean"] is not None else "never"
+    """compare's columns (:func:`variant_rows`) with the activation diagnostics added, one row per activation."""
+    headers, rows = variant_rows(summary)
+    by_label = {row["activation"]: row for row in summary["activations"]}
+    headers = ["activation", *headers[1:-1], "grad 1st/last init → end", "dead/inactive/sat. init → end",
+               "active@init", headers[-1]]
+    for cells in rows:
+        row = by_label[cells[0]]
         kind = {"dead": "dead ", "inactive": "inact. ", "saturated": "sat. "}.get(row["unit_share"], "")
-        rows.append([
-            row["activation"], _pm(final.get("loss")), _pm(final.get("val_loss")),
-            *(_pm(final.get(k)) for k in metric_keys),
-            f"{reached} ({row['reached_target']}/{row['seeds']})",
+        cells[-1:-1] = [
             f"{_sci(row['grad_ratio_first_last']['init'])} → {_sci(row['grad_ratio_first_last']['final'])}",
             f"{kind}{_share(row, 'init')} → {_share(row, 'final')}" if kind else "-",
             _pm(row["active_at_init"], 2) if row["active_at_init"]["mean"] is not None else "-",
-            f"{row['wall_time_s']:.1f}",
-        ])
+        ]
     return headers, rows
 
 
@@ -72,17 +63,23 @@ def variant_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def grouping(summary: dict[str, Any]) -> str:
+    """Which variants shared a program: ``group 1: 5 variant(s), variants and seeds vmapped in one program``."""
+    return "; ".join(f"group {i + 1}: {len(g['variants'])} variant(s), {g['vmapped']} vmapped in one program"
+                     for i, g in enumerate(summary["groups"]))
+
+
 def print_variants(run_dir: Path, summary: dict[str, Any]) -> None:
     title = (f"{summary['recipe']}: {len(summary['variants'])} variants x {len(summary['seeds'])} seeds "
              f"(mean ± std over seeds, {summary['reported_epoch']} epoch; ranked by {summary['primary']})")
-    groups = "; ".join(f"group {i + 1}: {len(g['variants'])} variant(s), {g['vmapped']} vmapped in one program"
-                       for i, g in enumerate(summary["groups"]))
-    print_table(run_dir, summary, title, *variant_rows(summary), groups)
+    print_table(run_dir, summary, title, *variant_rows(summary), grouping(summary))
 
 
 def print_comparison(run_dir: Path, summary: dict[str, Any]) -> None:
+    groups = "; ".join(f"{', '.join(g['variants'])} in one program" for g in summary["groups"])
     title = (f"{summary['recipe']}: {len(summary['activations'])} activations x {len(summary['seeds'])} seeds "
-             f"(mean ± std over seeds, {summary.get('reported_epoch', 'last')} epoch; ranked by {summary['primary']})")
+             f"(mean ± std over seeds, {summary['reported_epoch']} epoch; ranked by {summary['primary']}; "
+             f"{groups})")
     print_table(run_dir, summary, title, *comparison_rows(summary))
 
 

@@ -42,6 +42,11 @@ class Feed(Protocol):
         """Stop any background reading."""
         ...
 
+    def release(self) -> None:
+        """Let go of the training rows held in memory once a run is done with them: a released feed serves
+        no more chunks (a run's final report reads only its held-out rows)."""
+        ...
+
 
 def chunks_per_epoch(feed: Feed, rows: int) -> int:
     return max(1, math.ceil(feed.largest_share / rows))
@@ -60,19 +65,21 @@ class ArrayFeed:
         self.examples = examples or len(x)
         self.description = f"{self.local_examples:,} rows in memory"
 
-    def order(self, epoch: int, rows: int) -> np.ndarray:
-        n = self.local_examples
-        total = chunks_per_epoch(self, rows) * rows
+    def order(self, epoch: int) -> np.ndarray:
         key = [self.seed, epoch] if self.process is None else [self.seed, epoch, self.process]
-        order = np.random.default_rng(key).permutation(n)
-        return np.concatenate([order, order[np.arange(total - n) % n]])
+        return np.random.default_rng(key).permutation(self.local_examples)
 
     def chunks(self, epoch: int, start: int, rows: int) -> Iterator[Chunk]:
-        order, n = self.order(epoch, rows), self.local_examples
+        order, n = self.order(epoch), self.local_examples
         for c in range(start, chunks_per_epoch(self, rows)):
             at = np.arange(c * rows, (c + 1) * rows)
-            idx = order[at]
+            idx = order[at % n]  # past the end, padding: the order again from its start (no copy of the order)
             yield Chunk(self.x[idx], self.y[idx], (at < n).astype(np.float32))
 
     def close(self) -> None:
         pass
+
+    def release(self) -> None:
+        # new empty arrays, not views (a view keeps its base): the share's memory goes with its last reference
+        self.x = np.empty((0, *self.x.shape[1:]), self.x.dtype)
+        self.y = np.empty((0, *self.y.shape[1:]), self.y.dtype)

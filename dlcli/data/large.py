@@ -3,14 +3,16 @@
 A Parquet data set that fits the memory budget is read whole into one
 float32 matrix and trained from the devices (:func:`dlcli.data.load_data`).
 One that does not is streamed (:class:`dlcli.data.stream.ParquetFeed`):
-preprocessing is fitted in a first pass, the held-out rows are kept in
-memory, and the training rows are read again every epoch, a window at a time.
+preprocessing is fitted in a first pass, the held-out rows are kept on disk
+(:mod:`dlcli.data.spill`), and the training rows are read again every epoch,
+a window at a time.
 
 In a run of several processes every process reads only its own row groups,
 streamed or held in memory as its share (:class:`dlcli.data.feed.ArrayFeed`);
 the fit pass's sums are combined across processes, so that every process
-fits the same preprocessing, and the held-out rows are gathered, so that
-every process validates on the same rows.
+fits the same preprocessing. Each process keeps only its own held-out rows:
+validation runs on the global array they form (:mod:`dlcli.engine.validation`),
+and only the targets (one number a row) are gathered.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
+
 from dlcli.data.dataset import DataFiles
 from dlcli.data.feed import ArrayFeed
-from dlcli.data.splits import Prepared
+from dlcli.data.splits import Prepared, ProcessShare
 from dlcli.data.tables import numeric_type
 from dlcli.errors import DlcliError
 from dlcli.recipe import DataConfig
@@ -84,7 +88,7 @@ def fed_data(config: DataConfig, seed: int, files: DataFiles, features: list[str
 
     from dlcli.data.fit_pass import FitSums, combine_fit_sums
     from dlcli.data.stream import ParquetFeed
-    from dlcli.train.sharding import gather_rows, gather_texts
+    from dlcli.train.sharding import gather_texts
 
     processes, process = jax.process_count(), jax.process_index()
     for key in ("val_path", "test_path", "limit"):  # one_hot, label_map, missing: the in-memory reader kept them
@@ -98,13 +102,15 @@ def fed_data(config: DataConfig, seed: int, files: DataFiles, features: list[str
                          f"reads by their own names ({', '.join(files.dataset.schema.names[:4])}, ...). Remove "
                          "data.column_names and name data.target and data.features as the files do, or set "
                          "data.stream = false.")
+    # One streaming process keeps its held-out rows on disk; several keep each its own share in memory.
     feed = ParquetFeed(files.dataset, features=features, target=target, seed=seed,
                        validation_split=config.validation_split, test_split=config.test_split,
                        shuffle_buffer=config.shuffle_buffer, process=process, processes=processes,
-                       offsets=dict(config.offsets), scales=dict(config.scales), missing=config.missing)
+                       offsets=dict(config.offsets), scales=dict(config.scales), missing=config.missing,
+                       spill_held_out=reading.stream and processes == 1)
     sums = combine_fit_sums([FitSums.decode(text) for text in gather_texts(feed.fit_sums().encode())])
     pre = feed.fit(sums, standardize=config.standardize, label_map=config.label_map, task=task)
-    splits = {name: (gather_rows(x), gather_rows(y)) for name, (x, y) in feed.held_out().items()}
+    splits = {name: held_split(x, y) for name, (x, y) in feed.held_out().items()}
     if not splits:
         raise DlcliError(f"data: a {'streamed' if reading.stream else 'shared'} data set is judged on held-out rows, "
                          "and data.validation_split and data.test_split are both 0. Set data.validation_split "
@@ -114,6 +120,19 @@ def fed_data(config: DataConfig, seed: int, files: DataFiles, features: list[str
         feed = ArrayFeed(x, y, seed, largest_share=feed.largest_share, examples=feed.examples, process=process,
                          processes=processes)
     return Prepared(splits, pre, feed=feed, reading=replace(reading, local_rows=feed.local_examples))
+
+
+def held_split(x, y: np.ndarray) -> tuple:
+    """A held-out split of a fed run: the rows as they are in one process; in several, this process's share
+    of the inputs (placed once, never gathered) and every process's targets (one number a row)."""
+    import jax
+
+    from dlcli.train.sharding import gather_rows
+
+    if jax.process_count() == 1:
+        return x, y
+    targets = gather_rows(y)
+    return ProcessShare(x, len(targets)), targets
 
 
 def refuse_stream(config: DataConfig, files: DataFiles | None) -> None:

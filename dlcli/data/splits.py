@@ -10,10 +10,31 @@ import numpy as np
 
 from dlcli.data.feed import Feed
 from dlcli.data.preprocess import Preprocessing
+from dlcli.data.spill import SpilledRows
 from dlcli.errors import DlcliError
 from dlcli.recipe import DataConfig
 
 Arrays = tuple[np.ndarray, np.ndarray]
+
+
+class ProcessShare:
+    """This process's rows of a held-out split whose rows are spread over processes: each process keeps only
+    its own, placed once as its part of the split (:func:`dlcli.engine.validation.shard_held_out`)."""
+
+    def __init__(self, x: np.ndarray, total: int):
+        self._x: np.ndarray | None = x
+        self.total = total  # the split's rows over every process
+        self.shape = (total, *x.shape[1:])
+
+    def __len__(self) -> int:
+        return self.total
+
+    def release(self) -> np.ndarray:
+        """The rows, handed over once (to be placed), and no longer held here."""
+        if self._x is None:
+            raise RuntimeError("a process's held-out share is placed once")
+        x, self._x = self._x, None
+        return x
 
 
 @dataclass
@@ -31,6 +52,12 @@ class Prepared:
     def train_examples(self) -> int:
         """Training examples per epoch (over every process)."""
         return self.feed.examples if self.feed is not None else len(self.splits["train"][0])
+
+    def close(self) -> None:
+        """Remove the held-out rows kept on disk (:mod:`dlcli.data.spill`); nothing else needs closing."""
+        for x, _ in self.splits.values():
+            if isinstance(x, SpilledRows):
+                x.close()
 
     @property
     def num_classes(self) -> int | None:

@@ -37,10 +37,12 @@ from dlcli.data.aligned import zeros_aligned
 from dlcli.data.feed import Chunk, chunks_per_epoch
 from dlcli.data.fit_pass import FitSums, combine_fit_sums, fitted_preprocessing
 from dlcli.data.prefetch import Background
+from dlcli.data.spill import SpilledRows
 from dlcli.data.preprocess import Preprocessing
 from dlcli.data.row_groups import (SPLIT_CODES, TRAIN, Parts, Unit, held_out_counts, largest_share, process_units,
                                    split_codes, train_rows)
 from dlcli.errors import DlcliError
+from dlcli.heap import release_freed_memory
 from dlcli.tasks import task_named
 
 __all__ = ["ParquetFeed"]
@@ -61,21 +63,28 @@ class EpochPlan(NamedTuple):
 
 
 class HeldOut:
-    """Rows of a process's splits, gathered unit by unit into float32 inputs sized from the footers."""
+    """Rows of a process's splits, gathered unit by unit into float32 inputs sized from the footers: in
+    memory, or (``spill``) in a temporary file."""
 
     def __init__(self, units: Sequence[Unit], fractions: dict[str, float], width: int,
-                 splits: Sequence[str] | None = None):
+                 splits: Sequence[str] | None = None, spill: bool = False):
         splits = list(fractions) if splits is None else list(splits)
         sizes = {split: sum(train_rows(u, fractions) if split == "train" else
                             held_out_counts(u.rows, fractions).get(split, 0) for u in units) for split in splits}
-        # page-aligned, so that JAX on a CPU uses them in place rather than copying them to its device
-        self.x = {split: zeros_aligned((size, width)) for split, size in sizes.items()}
+        # On disk (spill), or page-aligned, so that JAX on a CPU uses them in place rather than copying them
+        self.x: dict[str, np.ndarray | SpilledRows] = {
+            split: SpilledRows(size, width) if spill else zeros_aligned((size, width)) for split, size in sizes.items()}
         self.targets: dict[str, list[np.ndarray]] = {split: [] for split in splits}
         self.filled = dict.fromkeys(splits, 0)
 
     def add(self, split: str, table: pa.Table, raw: Preprocessing, target: str, rows: np.ndarray, where: str) -> None:
-        at = self.filled[split]
-        features_into(self.x[split][at:at + len(rows)], table, raw, rows, where)  # offsets and scales, checked
+        at, x = self.filled[split], self.x[split]
+        if isinstance(x, SpilledRows):
+            part = np.empty((len(rows), x.shape[1]), np.float32)
+            features_into(part, table, raw, rows, where)  # offsets and scales, checked
+            x.write(at, part)
+        else:
+            features_into(x[at:at + len(rows)], table, raw, rows, where)
         self.targets[split].append(target_values(table, target, rows))
         self.filled[split] = at + len(rows)
 
@@ -85,7 +94,9 @@ class HeldOut:
         for split, x in self.x.items():
             if not len(x):
                 continue
-            if pre.mean is not None:
+            if pre.mean is not None and isinstance(x, SpilledRows):
+                x.standardize(pre.mean, pre.std)
+            elif pre.mean is not None:
                 x -= np.asarray(pre.mean, np.float32)
                 x /= np.asarray(pre.std, np.float32)
             out[split] = (x, encoded_targets(pre, np.concatenate(self.targets[split]), f"{split} split"))
@@ -106,13 +117,14 @@ class ParquetFeed:
       offsets, scales: ``data.offsets`` and ``data.scales``, applied before standardisation.
       preprocessing: a fitted preprocessing (a resumed run's); otherwise call :meth:`fit`.
       missing: ``data.missing``; only "error" streams (dropping or filling rows would need the data in memory).
+      spill_held_out: keep the held-out rows in a temporary file (:mod:`dlcli.data.spill`), not in memory.
     """
 
     def __init__(self, source: ds.Dataset | Sequence[str | Path], *, features: Sequence[str], target: str, seed: int,
                  validation_split: float = 0.0, test_split: float = 0.0, shuffle_buffer: int = 1 << 20,
                  process: int = 0, processes: int = 1, offsets: dict[str, float] | None = None,
                  scales: dict[str, float] | None = None, preprocessing: Preprocessing | None = None,
-                 missing: str = "error"):
+                 missing: str = "error", spill_held_out: bool = False):
         if missing != "error":
             raise DlcliError(f"data.missing = \"{missing}\" is not available when streaming: rows are read part by "
                              "part and every row group's split and size are fixed before any is read. Clean the data "
@@ -121,6 +133,7 @@ class ParquetFeed:
         self.parts = Parts(source)
         self.parts.require_columns([*features, target])
         self.target, self.seed, self.process, self.shuffle_buffer = target, seed, process, shuffle_buffer
+        self.spill_held_out = spill_held_out
         self.fractions = {name: f for name, f in (("test", test_split), ("val", validation_split)) if f}
         self.units = process_units(self.parts.units, process, processes)
         self.train_counts = np.array([train_rows(u, self.fractions) for u in self.units], np.int64)
@@ -154,7 +167,7 @@ class ParquetFeed:
         in arrays sized from the footers: a fraction of the float64 table they come from.
         """
         total = FitSums.empty(len(self.raw.input_columns))
-        held_out = HeldOut(self.units, self.fractions, len(self.raw.input_columns))
+        held_out = HeldOut(self.units, self.fractions, len(self.raw.input_columns), spill=self.spill_held_out)
         reader = Background((unit, self._read(unit)) for unit in self.units)  # the next read overlaps this sum
         try:
             for unit, table in reader:
@@ -163,6 +176,7 @@ class ParquetFeed:
         finally:
             reader.close()
         self._held_out = held_out
+        release_freed_memory()
         return total
 
     def _unit_sums(self, unit: Unit, table: pa.Table) -> FitSums:
@@ -208,10 +222,12 @@ class ParquetFeed:
         rows = HeldOut(self.units, self.fractions, len(self.raw.input_columns), ["train"])
         for unit in self.units:
             self._keep_rows(unit, self._read(unit), rows)
+        release_freed_memory()
         return rows.model_ready(self._fitted())["train"]
 
     def held_out(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """This process's validation and test rows as model-ready (x, y) arrays: small, so kept in memory.
+        """This process's validation and test rows as model-ready (x, y): x in memory, or in a file
+        (:class:`~dlcli.data.spill.SpilledRows`) when the feed spills its held-out rows.
 
         The fit pass keeps them as it goes, so that a run reads its data once
         before the first epoch; without one (a resumed run) they are read here.
@@ -219,11 +235,12 @@ class ParquetFeed:
         pre = self._fitted()
         held_out, self._held_out = self._held_out, None
         if held_out is None:
-            held_out = HeldOut(self.units, self.fractions, len(self.raw.input_columns))
+            held_out = HeldOut(self.units, self.fractions, len(self.raw.input_columns), spill=self.spill_held_out)
             for unit in self.units:
                 table = self._read(unit)
                 check_complete(table, [*self.raw.input_columns, self.target], self._where(unit))
                 self._keep_rows(unit, table, held_out)
+            release_freed_memory()
         return held_out.model_ready(pre)
 
     # -- epochs ----------------------------------------------------------
@@ -310,6 +327,9 @@ class ParquetFeed:
             return slice(None)
         return np.flatnonzero(split_codes(unit, self.seed, self.fractions) == TRAIN)
 
+    def release(self) -> None:
+        self.close()  # the windows are the readers': nothing else holds training rows
+
     def close(self) -> None:
         for reader in list(self._readers):
             reader.close()
@@ -326,3 +346,4 @@ class ParquetFeed:
         if self.preprocessing is None:
             raise RuntimeError("ParquetFeed.fit (or a fitted preprocessing) must come before reading model inputs")
         return self.preprocessing
+

@@ -97,13 +97,11 @@ QUICK = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": Fal
 SHORT = {"xla_cpu_use_fusion_emitters": False}  # optimised, but with the emitters that compile faster
 
 
-def run_once(fn: Callable, *args: Any, kept: tuple | None = None, name: str = "init") -> Any:
-    """``jax.jit(fn)(*args)`` for a program a run calls once (initialisation), compiled without backend
-    optimisation: it spends more time compiling than computing. With ``kept`` (what ``fn`` depends on
-    besides the shapes of ``args``), later runs load it whole (:func:`dlcli.engine.executables.kept_program`)."""
-    from dlcli.engine.executables import kept_program
-
-    return kept_program(fn, args, kept, name, QUICK)(*args)
+def compile_quick(fn: Callable, *args: Any) -> Callable:
+    """``fn`` compiled for arguments shaped like ``args``, without backend optimisation (see
+    :func:`dlcli.engine.executables.run_once`);
+    call it for every member whose arguments have those shapes."""
+    return jax.jit(fn).lower(*args).compile(QUICK)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from dlcli.engine import executables
 from dlcli.engine.compilation import QUICK, SHORT, TRAIN_PROGRAM, fresh
 from dlcli.engine.program import MAX_GATHERED_BYTES, Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
+from dlcli.heap import release_freed_memory
 from dlcli.train.batches import Plan, epoch_indices, fed_plan, make_plan
 from dlcli.train.step import TrainState
 from dlcli.train.task_steps import make_task_step
@@ -127,7 +128,8 @@ class Engine:
             self.examples = feed.examples
             self.layout = Layout(fed_plan(feed, recipe.train.batch_size, recipe.train.chunks_per_epoch,
                                           jax.process_count()), 1)
-            self.source = FedRows(feed, self.layout.plan, placement, recipe.train.epochs, data.splits)
+            self.source = FedRows(feed, self.layout.plan, placement, recipe.train.epochs, data.splits,
+                                  tuple(data.preprocessing.input_shape))
         else:
             self.examples = len(data.splits["train"][0])
             self.layout = make_layout(self.examples, recipe.train.batch_size, recipe.train.chunks_per_epoch,
@@ -137,10 +139,12 @@ class Engine:
         self.epoch_extras = epoch_extras
         # What the programs kept across runs (dlcli.engine.executables) depend on besides their arguments'
         # shapes: the setup's recipe (so not another architecture's) and the preprocessing fitted to the data.
+        # Not kept: programs of streamed or multi-process runs, whose validation calls back into this process.
         self.kept = None
-        if (built is None or built is setup.built) and executables.folder() is not None:
-            recipe = recipe.model_copy(update={"name": "", "description": "", "seed": 0})  # not in any trace
-            self.kept = (recipe, data.preprocessing, feed is not None, setup.inject)
+        if ((built is None or built is setup.built) and feed is None and jax.process_count() == 1
+                and executables.folder() is not None):
+            traced = recipe.model_copy(update={"name": "", "description": "", "seed": 0})  # not in any trace
+            self.kept = (traced, data.preprocessing, setup.inject)
         self.step = step = make_task_step(self.built.train_graph, self.built.loss_fn, setup.optimizer,
                                           self.built.task, recipe.train.l1, recipe.train.l2, setup.augment)
         self.spec = EpochSpec(self.built.task, self.built.loss_fn, self.built.eval_graph, setup.wanted,
@@ -165,7 +169,7 @@ class Engine:
         return self.setup.placement.put_replicated(stack_trees(carries))
 
     def member_carry(self, state: TrainState) -> Carry:
-        if self._zero_sums is None:  # the same for every member: traced (or recalled) once, not once per member
+        if self._zero_sums is None:  # the same for every member: traced once, not once per member
             self._zero_sums = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self.kept_sum_shapes(state))
         return Carry(state, state, initial_stop_state(self.setup.stopping), self._zero_sums, np.int32(1),
                      np.bool_(False))
@@ -269,6 +273,7 @@ class Engine:
                     executables.keep_executable(key, self._compiled, self.compiled_for)
                 else:
                     self._compiled = lowered.compile(options)
+            release_freed_memory()  # the compiler's working memory, kept by the C heap otherwise
             self.compile_seconds = time.perf_counter() - tick
         return self._compiled
 
@@ -392,15 +397,19 @@ class FedRows:
     shards, and no process holds another's rows.
     """
 
-    def __init__(self, feed: Feed, plan: Plan, placement, epochs: int, held_out: dict[str, tuple]):
+    def __init__(self, feed: Feed, plan: Plan, placement, epochs: int, held_out: dict[str, tuple],
+                 input_shape: tuple[int, ...]):
         self.feed, self.plan, self.placement, self.epochs, self.held_out = feed, plan, placement, epochs, held_out
+        self.input_shape = input_shape
         self._stream, self._at = None, None  # the open iterator and the (epoch, chunk) it yields next
         self._ready: tuple[tuple[int, int], tuple] | None = None
 
     def example(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rows shaped as the chunks are: a held-out split's where there is one, rather than a read."""
+        """Rows shaped as the chunks are: a held-out split's targets where there is one, rather than a read
+        (its inputs may be on disk or spread over processes: their shape is the model's input shape)."""
         if self.held_out:
-            return next(iter(self.held_out.values()))
+            y = next(iter(self.held_out.values()))[1]
+            return np.zeros((1, *self.input_shape), np.float32), y[:1]
         first = next(iter(self.feed.chunks(1, 0, 1)))
         return first.x, first.y
 

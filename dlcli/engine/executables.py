@@ -163,3 +163,10 @@ def kept_program(fn: Callable, args: tuple, parts: tuple | None, name: str, opti
         compiled = lowered.compile(options)
     keep_executable(key, compiled, "")
     return compiled
+
+
+def run_once(fn: Callable, *args: Any, kept: tuple | None = None, name: str = "init") -> Any:
+    """``jax.jit(fn)(*args)`` for a program a run calls once (initialisation), compiled without backend
+    optimisation: it spends more time compiling than computing. With ``kept`` (what ``fn`` depends on
+    besides the shapes of ``args``), later runs load it whole (:func:`kept_program`)."""
+    return kept_program(fn, args, kept, name, compilation.QUICK)(*args)

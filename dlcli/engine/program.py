@@ -28,9 +28,9 @@ from flax import nnx
 
 from dlcli.engine.metrics import split_metrics
 from dlcli.engine.stopping import StopState, update_stop_state
+from dlcli.engine.validation import model_outputs
 from dlcli.optim import current_learning_rate
 from dlcli.tasks import Task
-from dlcli.train.batches import eval_indices
 from dlcli.train.early_stopping import EarlyStopping
 from dlcli.train.step import TrainState
 
@@ -104,12 +104,10 @@ def row_bytes(array: jax.Array) -> int:
     return math.prod(array.shape[1:]) * array.dtype.itemsize
 
 
-def outputs_on(eval_graph: nnx.GraphDef, state: TrainState, x: jax.Array, batch_size: int = 4096) -> jax.Array:
-    """The model's outputs on all of ``x`` in evaluation mode, in batches: (N, ...)."""
-    idx, n = eval_indices(len(x), batch_size)
-    model = nnx.merge(eval_graph, state.params, state.rest)
-    outputs = jax.lax.map(lambda i: model(x[i]), jnp.asarray(idx))  # (S, B, ...)
-    return outputs.reshape(-1, *outputs.shape[2:])[:n]
+def outputs_on(eval_graph: nnx.GraphDef, state: TrainState, x) -> jax.Array:
+    """The model's outputs on all of ``x`` (resident, on disk or spread over processes: see
+    :mod:`dlcli.engine.validation`) in evaluation mode, in batches: (N, ...)."""
+    return model_outputs(nnx.merge(eval_graph, state.params, state.rest), x)
 
 
 def epoch_record(spec: EpochSpec, sums: dict[str, jax.Array], state: TrainState, val) -> dict[str, jax.Array]:

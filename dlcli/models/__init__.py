@@ -29,8 +29,11 @@ MODELS = Registry("model", {
 })
 
 
-def build_model(kind: str, settings: dict[str, Any], in_shape: tuple[int, ...], out_dim: int, seed: int) -> nnx.Module:
+def build_model(kind: str, settings: dict[str, Any], in_shape: tuple[int, ...], out_dim: int, seed: Any) -> nnx.Module:
+    """``seed``: an int, or a traced integer when the weights of several seeds are drawn by one vmapped program."""
+    import jax
     from flax import nnx
 
-    return MODELS.build(kind, settings, tuple(in_shape), out_dim, nnx.Rngs(params=seed, dropout=seed + 1),
+    params, dropout = (seed, seed + 1) if isinstance(seed, int) else (jax.random.key(seed), jax.random.key(seed + 1))
+    return MODELS.build(kind, settings, tuple(in_shape), out_dim, nnx.Rngs(params=params, dropout=dropout),
                         where="[model]")

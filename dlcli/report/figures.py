@@ -9,6 +9,7 @@ import numpy as np
 
 from dlcli import metrics
 from dlcli.report import figure_process
+from dlcli.report.plots import drawn_points
 from dlcli.tasks import Task
 
 
@@ -29,7 +30,7 @@ def run_plots(folder: Path, history: list[dict[str, Any]], best_epoch: int | Non
                   {}))
     if task.binary and "auc" in report:
         scores = np.asarray(predictions)
-        fpr, tpr, _ = metrics.roc_curve(y, scores)
+        fpr, tpr = drawn_points(*metrics.roc_curve(y, scores)[:2])
         calls.append(("plot_roc", (fpr, tpr, report["auc"], folder / "roc.png"), {}))
         calls.append(("plot_score_histograms", (y, scores, folder / "scores.png"), {}))
     return calls

@@ -25,6 +25,7 @@ from dlcli.engine.program import Carry
 from dlcli.evaluate import outputs_report
 from dlcli.report import figure_process
 from dlcli.train.setup import Setup
+from dlcli.train.sharding import is_primary
 from dlcli.train.step import TrainState
 
 
@@ -105,8 +106,10 @@ def judge_best(run_dir: Path, setup: Setup, carry: Carry, progress: Progress, en
     data = setup.data
     split = final_split(data)
     _, predictions, report = split_report(setup, engine.predictor, carry.best, split)
-    figure_process.send(run_plots(run_dir / "plots", progress.history, int(carry.stop.best_epoch), setup.built.task,
-                                  predictions, data.splits[split][1], report, data.preprocessing.classes))
+    if is_primary():  # the others' run directory is a scratch folder, removed when they end: no figures there
+        figure_process.send(run_plots(run_dir / "plots", progress.history, int(carry.stop.best_epoch),
+                                      setup.built.task, predictions, data.splits[split][1], report,
+                                      data.preprocessing.classes))
     return Judged(split, predictions, report)
 
 

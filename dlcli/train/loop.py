@@ -79,8 +79,11 @@ def train_here(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
     resolved = recipe.model_copy(update={"task": setup.built.task.kind, "data": recipe.data.model_copy(update=paths)})
     write_text(run_dir / "recipe.toml", f"# resolved from {loaded.source}\n" + to_toml(resolved))
     setup.data.preprocessing.save(run_dir / "preprocessing.json")
-    with run_lock(run_dir):
-        return fit(setup, run_dir, reporter, state, Progress())
+    try:
+        with run_lock(run_dir):
+            return fit(setup, run_dir, reporter, state, Progress())
+    finally:
+        setup.data.close()  # the held-out rows a streamed run kept on disk
 
 
 def resume(run_dir: Path, reporter) -> RunResult:
@@ -104,6 +107,7 @@ def resume(run_dir: Path, reporter) -> RunResult:
         with run_lock(run_dir):
             return fit(setup, run_dir, reporter, setup.initial_state(), Progress(), carry_from=run_dir / "checkpoints")
     finally:
+        setup.data.close()
         figure_process.stop()
 
 
@@ -177,6 +181,8 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, progress: Prog
         finally:
             reporter.close()
         final = member(carry)
+        if setup.data.feed is not None:  # a process's share of the training rows: its peak is the final report's
+            setup.data.feed.release()
         judged = judge_best(run_dir, setup, final, progress, engine)  # its figures are drawn while we go on
         save_resumable(checkpoints, final, progress.snapshot())
     ended = "early_stopped" if len(progress.history) < recipe.train.epochs else "completed"

@@ -19,8 +19,12 @@ import numpy as np
 from dlcli.assemble import Assembled, assemble
 from dlcli.data import Prepared, load_data
 from dlcli.data.augment import build_augment
-from dlcli.engine.compilation import Compilations, run_once
+from dlcli.data.spill import SpilledRows
+from dlcli.data.splits import ProcessShare
+from dlcli.engine.compilation import Compilations
 from dlcli.engine.compilation import configure as configure_compilation
+from dlcli.engine.executables import run_once
+from dlcli.engine.validation import DiskInputs, shard_held_out
 from dlcli.errors import DlcliError, choices_text
 from dlcli.tasks import task_named
 from dlcli.optim import build_optimizer, build_schedule
@@ -66,9 +70,16 @@ class Setup:
                           np.zeros((), np.int32), key)
 
     def device_inputs(self, split: str) -> jax.Array:
-        """A split's inputs on the training devices, placed once and reused every epoch."""
+        """A split's inputs on the training devices, placed once and reused every epoch: resident, read from
+        disk, or each process's share of them (:mod:`dlcli.engine.validation`)."""
         if split not in self._placed:
-            self._placed[split] = self.placement.put_replicated(self.data.splits[split][0])
+            x = self.data.splits[split][0]
+            if isinstance(x, ProcessShare):
+                self._placed[split] = shard_held_out(x.release(), self.placement.mesh)
+            elif isinstance(x, SpilledRows):
+                self._placed[split] = DiskInputs(x)
+            else:
+                self._placed[split] = self.placement.put_replicated(x)
         return self._placed[split]
 
 

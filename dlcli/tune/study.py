@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlcli.compare.experiment import data_key, group_variants, prepare_groups
+from dlcli.compare.experiment import data_key, prepare_groups
 from dlcli.compare.grid import Variant
 from dlcli.errors import DlcliError
 from dlcli.recipe import LoadedRecipe, load_recipe, to_toml
 from dlcli.tune.space import check_space, direction, suggest, trial_recipe, values_of
 from dlcli.tune.storage import STUDY_FILE, StoredStudy, close_abandoned, import_optuna
-from dlcli.tune.trials import Kept, train_trials
+from dlcli.tune.trials import Kept, train_trials, trial_groups
 
 
 class Interrupted(DlcliError):
@@ -167,7 +167,7 @@ def run_batch(stored: StoredStudy, batch: list, session: Session, reporter, on_t
     for trial in batch:
         values = suggest(trial, session.config)
         variants.append(Variant(f"trial {trial.number}", values, trial_recipe(session.ref, session.overrides, values)))
-    groups = group_variants(variants, kept=True)
+    groups = trial_groups(variants)
     fresh = [group for group in groups if group.key not in session.kept.setups]  # a program new to the study
     for group, setups in zip(fresh, prepare_groups(fresh, session.base, session.data_by_config)):
         session.kept.setups[group.key] = setups[0]

@@ -22,7 +22,9 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dlcli.compare.experiment import Group, carried_keep, carried_strengths
+from dlcli.compare.carried import carried_keep, carried_strengths, program_key
+from dlcli.compare.experiment import Group
+from dlcli.compare.grid import Variant
 
 
 @dataclass
@@ -88,6 +90,17 @@ class Stack:
                     self.ended[self.members[m]] = "diverged" if diverged[m] else "early_stopped"
             raise Narrow(carry, live)
         return carry
+
+
+def trial_groups(variants: list[Variant]) -> list[Group]:
+    """A batch's trials grouped by program, as compare groups variants, except that trials differing in their
+    activation are programs of their own: a kept program's model has plain activation layers."""
+    groups: dict[str, list[Variant]] = {}
+    for variant in variants:
+        recipe = variant.loaded.recipe
+        key = f"{program_key(recipe)}\n# activation {recipe.model.settings().get('activation')!r}"
+        groups.setdefault(key, []).append(variant)
+    return [Group(members, len(members) > 1, key, kept=True) for key, members in groups.items()]
 
 
 def train_trials(group: Group, trials: list, kept: Kept, index: int, monitor: str, reporter, write
@@ -164,7 +177,7 @@ def initial_state(setup, recipe):
     import jax
     import numpy as np
 
-    from dlcli.engine.compilation import run_once
+    from dlcli.engine.executables import run_once
     from dlcli.optim import build_optimizer
     from dlcli.train.step import TrainState
 
