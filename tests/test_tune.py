@@ -182,3 +182,23 @@ def test_a_bad_tune_table_exits_2_naming_the_key(tmp_path, tune, named):
 def test_a_recipe_without_a_tune_table_exits_2(tmp_path):
     result = invoke("moons-mlp", "--out", str(tmp_path))
     assert result.exit_code == 2 and "[tune]" in result.output
+
+
+def test_trials_of_another_activation_train_with_their_own(tmp_path):
+    recipe = write_recipe(tmp_path, 'space = { "model.activation" = ["relu", "tanh"], '
+                                    '"optimizer.learning_rate" = { low = 1e-3, high = 1e-1, log = true } }')
+    summary = run_tune(str(recipe), "--trials", "4", "--parallel", "4", "--out", str(tmp_path / "runs"))
+    tune_dir = Path(summary["tune_dir"])
+    rows = trial_rows(tune_dir)
+    assert {row["values"]["model.activation"] for row in rows} == {"relu", "tanh"}
+    assert summary["compilations"]["train"] == 2  # one program per activation
+    together = {}
+    for line in (tune_dir / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        together.setdefault(record["variant"], []).append(record["loss"])
+    for row in rows:
+        values = row["values"]
+        alone = train_recipe(str(recipe), tmp_path / "alone", f"model.activation=\"{values['model.activation']}\"",
+                             f"optimizer.learning_rate={values['optimizer.learning_rate']!r}")
+        np.testing.assert_allclose(together[f"trial {row['number']}"], [r["loss"] for r in alone.history],
+                                   rtol=1e-5, atol=1e-6)
