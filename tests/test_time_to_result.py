@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,19 @@ def test_programs_on_several_devices_are_left_to_jax_cache_and_a_second_run_work
         done = subprocess.run(command, capture_output=True, text=True, env=env)
         assert done.returncode == 0, done.stderr
     assert not (tmp_path / "xla" / "dlcli-programs").exists() and any((tmp_path / "xla").iterdir())
+
+
+def test_runs_after_the_kept_programs_are_gone_but_jax_cache_is_warm_still_train(tmp_path):
+    """An executable JAX loaded from its own cache serializes without its kernels, so a program to keep is compiled
+    without that cache: with JAX's cache warm and the kept programs gone (a new dlcli version, a cleared folder),
+    the next runs train instead of failing at their first call."""
+    cache, kept = str(tmp_path / "xla"), tmp_path / "xla" / "dlcli-programs"
+    first = run_json(tmp_path / "runs", cache)
+    shutil.rmtree(kept)
+    run_json(tmp_path / "runs", cache)  # compiles and keeps the programs again
+    third = run_json(tmp_path / "runs", cache)
+    losses = lambda summary: [r["loss"] for r in read_jsonl(Path(summary["run_dir"]) / "metrics.jsonl")]  # noqa: E731
+    assert losses(third) == losses(first)
 
 
 EARLY = ["data.source=moons", "train.epochs=40", "train.batch_size=64", "optimizer.learning_rate=0.05",

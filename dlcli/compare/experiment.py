@@ -50,6 +50,14 @@ class Group:
 
     variants: list[Variant]
     vmapped: bool  # several variants in one program (always true of the seeds)
+    key: str = ""  # the variants' program_key
+    kept: bool = False  # its program and setup serve later groups of the same key too (dlcli tune)
+
+    @property
+    def carried(self) -> bool:
+        """The variants' own numbers ride in the training state (see :func:`program_key`), so that one program
+        serves them all: several variants, or a program kept for later groups (a lone variant included)."""
+        return self.vmapped or self.kept
 
 
 @dataclass
@@ -69,7 +77,7 @@ def group_variants(variants: list[Variant]) -> list[Group]:
     groups: dict[str, list[Variant]] = {}
     for variant in variants:
         groups.setdefault(program_key(variant.loaded.recipe), []).append(variant)
-    return [Group(members, len(members) > 1) for members in groups.values()]
+    return [Group(members, len(members) > 1, key) for key, members in groups.items()]
 
 
 def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: Path, reporter,
@@ -164,8 +172,8 @@ def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict
             recipe = variant.loaded.recipe
             key = data_key(recipe)
             # in a shared program the first variant's model serves all: the others are checked, not initialised
-            setup = prepare(variant.loaded, data_by_config.get(key), inject=group.vmapped,
-                            shapes_only=group.vmapped and bool(setups[-1]))
+            setup = prepare(variant.loaded, data_by_config.get(key), inject=group.carried,
+                            shapes_only=group.carried and bool(setups[-1]))
             data_by_config.setdefault(key, setup.data)
             if not setup.built.task.supervised:
                 raise DlcliError(f"{base.source}: compare and tune rank classification and regression recipes; this one "

@@ -215,6 +215,7 @@ class Engine:
         ``on_epoch(member, record, carry)`` runs after each finished epoch.
         A single run raises :class:`Diverged` with ``carry`` at the last good state.
         """
+        self.diverged = np.zeros(self.members, bool)  # of this run: an engine may serve several stacks
         try:
             return self._train(carry, progress, reporter, between_calls, on_epoch)
         finally:

@@ -6,10 +6,13 @@ that share a program (they differ only in numbers the optimizer keeps in its
 state) train as one vmapped stack, the others as programs of their own, as
 ``dlcli compare`` groups its variants. Every epoch each trial reports its
 monitored value to the median pruner, and a pruned trial is frozen in the
-stack (its batches weigh nothing) while the others train on.
+stack (its batches weigh nothing) while the others train on, or leaves it
+(see :mod:`dlcli.tune.trials`). A program, and the initial weights, of one
+batch serve the later batches' groups of the same program.
 
 The tune folder ``out/tune/<recipe>/<timestamp>/`` holds ``recipe.toml``,
-``study.db`` (Optuna's SQLite storage: ``--resume`` continues from it),
+``study.db`` (Optuna's SQLite storage, written after each batch and on
+Ctrl-C: ``--resume`` continues from it; see :mod:`dlcli.tune.storage`),
 ``trials.jsonl`` (one line per finished trial), ``metrics.jsonl`` (every
 trial's epochs), ``summary.json``, ``best-recipe.toml`` and ``plots/``.
 """
@@ -23,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlcli.compare.experiment import Watch, data_key, group_variants, prepare_groups, train_group
+from dlcli.compare.experiment import data_key, prepare_groups
 from dlcli.compare.grid import Variant
 from dlcli.errors import DlcliError
 from dlcli.recipe import LoadedRecipe, load_recipe, to_toml
 from dlcli.tune.space import check_space, direction, suggest, trial_recipe, values_of
-
-STUDY_NAME = "dlcli"
+from dlcli.tune.storage import STUDY_FILE, StoredStudy, close_abandoned, import_optuna
+from dlcli.tune.trials import Kept, train_trials, trial_groups
 
 
 class Interrupted(DlcliError):
@@ -51,19 +54,11 @@ class Session:
     overrides: list[str]
     base: LoadedRecipe
     data_by_config: dict[str, Any] = field(default_factory=dict)  # loaded once for every batch
+    kept: Kept = field(default_factory=Kept)  # programs and initial models, for later batches
 
     @property
     def config(self):
         return self.base.recipe.tune
-
-
-def import_optuna():
-    try:
-        import optuna
-    except ImportError:
-        raise DlcliError("dlcli tune needs Optuna, which is not installed: pip install 'dlcli[tune]'.") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # dlcli prints its own table of trials
-    return optuna
 
 
 def tune(ref: str | None, overrides: list[str], out: Path, resume: Path | None, trials: int | None, parallel: int,
@@ -83,26 +78,40 @@ def tune(ref: str | None, overrides: list[str], out: Path, resume: Path | None, 
     """
     optuna = import_optuna()
     session = open_session(resume) if resume is not None else new_session(ref, overrides, out)
-    total = trials or session.config.trials
-    study = optuna.create_study(
-        study_name=STUDY_NAME, storage=f"sqlite:///{session.tune_dir / 'study.db'}", load_if_exists=True,
-        direction=direction(session.config), sampler=optuna.samplers.TPESampler(seed=session.base.recipe.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
-    close_abandoned(study)
+    stored = StoredStudy.open(session.tune_dir, direction(session.config),
+                              sampler=optuna.samplers.TPESampler(seed=session.base.recipe.seed),
+                              pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
+    from dlcli.report import figure_process
+
+    figure_process.start()  # imports matplotlib on another core while the trials train
+    try:
+        summary = run_study(stored, session, trials or session.config.trials, parallel, timeout, reporter, on_trial)
+    finally:
+        figure_process.stop()  # unused when the study failed before its figures
+        stored.close()  # the study file and trials.jsonl complete
+    return TuneResult(session.tune_dir, summary)
+
+
+def run_study(stored: StoredStudy, session: Session, total: int, parallel: int, timeout: float | None, reporter,
+              on_trial) -> dict[str, Any]:
+    """Batches of trials until ``total`` finished (or ``timeout``); the summary. Ctrl-C saves and stops."""
     from dlcli.engine.compilation import Compilations
 
+    study = stored.study
     started, counted = time.perf_counter(), Compilations.start()
     while (done := len(finished(study))) < total and not (timeout and time.perf_counter() - started >= timeout):
         batch = [study.ask() for _ in range(min(parallel, total - done))]
         try:
-            run_batch(study, batch, session, reporter, on_trial)
+            run_batch(stored, batch, session, reporter, on_trial)
+            stored.save()
         except KeyboardInterrupt:
             close_abandoned(study, {trial.number for trial in batch})
+            stored.save()
             write_outputs(study, session, time.perf_counter() - started, counted.since())
             raise Interrupted(f"interrupted: {len(finished(study))} finished trials are kept in "
-                              f"{session.tune_dir / 'study.db'}. Continue with: dlcli tune --resume "
+                              f"{session.tune_dir / STUDY_FILE}. Continue with: dlcli tune --resume "
                               f"{session.tune_dir} --trials {total}") from None
-    return TuneResult(session.tune_dir, write_outputs(study, session, time.perf_counter() - started, counted.since()))
+    return write_outputs(study, session, time.perf_counter() - started, counted.since())
 
 
 def new_session(ref: str | None, overrides: list[str], out: Path) -> Session:
@@ -136,7 +145,7 @@ def check_monitor(base: LoadedRecipe):
 
 
 def open_session(tune_dir: Path) -> Session:
-    for name in ("recipe.toml", "study.db"):
+    for name in ("recipe.toml", STUDY_FILE):
         if not (tune_dir / name).is_file():
             raise DlcliError(f"--resume '{tune_dir}': not a dlcli tune folder ({name} is missing). Pass the folder "
                              "that `dlcli tune` printed (runs/tune/<recipe>/<timestamp>).")
@@ -152,69 +161,35 @@ def finished(study) -> list:
                                                                 TrialState.FAIL)) if "epochs" in t.user_attrs]
 
 
-def close_abandoned(study, numbers: set[int] | None = None) -> None:
-    """Close trials still running (those of ``numbers``; all, left by a process that was killed) as failed;
-    without an outcome of their own they do not count towards the study's trials."""
-    from optuna.trial import TrialState
-
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if numbers is None or trial.number in numbers:
-            study.tell(trial.number, state=TrialState.FAIL)
-
-
-def run_batch(study, batch: list, session: Session, reporter, on_trial) -> None:
+def run_batch(stored: StoredStudy, batch: list, session: Session, reporter, on_trial) -> None:
     """Train one batch of asked trials, program group by program group, telling Optuna each outcome."""
-
     variants = []
     for trial in batch:
         values = suggest(trial, session.config)
         variants.append(Variant(f"trial {trial.number}", values, trial_recipe(session.ref, session.overrides, values)))
-    groups = group_variants(variants)
-    setups = prepare_groups(groups, session.base, session.data_by_config)
+    groups = trial_groups(variants)
+    fresh = [group for group in groups if group.key not in session.kept.setups]  # a program new to the study
+    for group, setups in zip(fresh, prepare_groups(fresh, session.base, session.data_by_config)):
+        session.kept.setups[group.key] = setups[0]
     by_label = {f"trial {trial.number}": trial for trial in batch}
     with (session.tune_dir / "metrics.jsonl").open("a") as metrics_file:
         def write(variant: Variant, seed: int, record: dict[str, Any]) -> None:
             metrics_file.write(json.dumps({"variant": variant.label, "seed": seed, **record}) + "\n")
             metrics_file.flush()
 
-        for index, (group, group_setups) in enumerate(zip(groups, setups)):
+        for index, group in enumerate(groups):
             trials = [by_label[variant.label] for variant in group.variants]
-            pruning = Pruning(trials, session.config.monitor)
-            runs = train_group(group, group_setups, [session.base.recipe.seed], index, reporter, write,
-                               Watch(pruning.on_epoch, pruning.between_calls))
+            runs, pruned = train_trials(group, trials, session.kept, index, session.config.monitor, reporter, write)
             for m, run in enumerate(runs):
-                on_trial(tell(study, trials[m], run, m in pruning.pruned, session, len(group.variants) > 1))
+                on_trial(tell(stored, trials[m], run, m in pruned, session, len(group.variants) > 1))
 
 
-class Pruning:
-    """The median pruner's view of a group: every member reports each epoch; a pruned one is frozen."""
-
-    def __init__(self, trials: list, monitor: str):
-        self.trials, self.monitor = trials, monitor
-        self.pruned: set[int] = set()
-        self.pending: list[int] = []
-
-    def on_epoch(self, member: int, record: dict[str, Any]) -> None:
-        value = record.get(self.monitor)
-        if member in self.pruned or value is None or not math.isfinite(value):
-            return
-        trial = self.trials[member]
-        trial.report(value, record["epoch"])
-        if trial.should_prune():
-            self.pruned.add(member)
-            self.pending.append(member)
-
-    def between_calls(self, engine, carry):
-        if not self.pending:
-            return None
-        members, self.pending = self.pending, []
-        return engine.freeze(carry, members)
-
-
-def tell(study, trial, run: dict[str, Any], pruned: bool, session: Session, shared: bool) -> dict[str, Any]:
-    """Tell Optuna a trial's outcome; append and return its ``trials.jsonl`` row."""
+def tell(stored: StoredStudy, trial, run: dict[str, Any], pruned: bool, session: Session, shared: bool
+         ) -> dict[str, Any]:
+    """Tell Optuna a trial's outcome; return its ``trials.jsonl`` row (written when the trial is saved)."""
     from optuna.trial import TrialState
 
+    study = stored.study
     member = run["members"][0]
     monitor, minimize = session.config.monitor, study.direction.name == "MINIMIZE"
     seen = [r[monitor] for r in member["history"] if math.isfinite(r.get(monitor, math.nan))]
@@ -232,16 +207,18 @@ def tell(study, trial, run: dict[str, Any], pruned: bool, session: Session, shar
     row = {"number": trial.number, "state": state.name.lower(), "value": value, "values": run["values"],
            "epochs": len(member["history"]), "ended": member["ended"], "shared_program": shared,
            "wall_time_s": run["wall_time_s"]}
-    with (session.tune_dir / "trials.jsonl").open("a") as file:
-        file.write(json.dumps(row, allow_nan=False, default=str) + "\n")
+    stored.keep(row)
     return row
 
 
 def write_outputs(study, session: Session, wall: float, compilations: dict[str, int]) -> dict[str, Any]:
     """``summary.json``, ``best-recipe.toml`` and the plots, from the study as it stands."""
     from dlcli.checkpoint import write_json, write_text
-    from dlcli.tune.report import write_plots
+    from dlcli.report import figure_process
+    from dlcli.tune.report import figure_calls
 
+    calls, plots = figure_calls(study, session.tune_dir / "plots", session.config)
+    figure_process.send(calls)  # drawn while the files below are written
     config = session.config
     states = [trial.state.name.lower() for trial in finished(study)]
     counts = {"finished": len(states), **{state: states.count(state) for state in ("complete", "pruned", "fail")}}
@@ -258,6 +235,7 @@ def write_outputs(study, session: Session, wall: float, compilations: dict[str, 
         write_text(session.tune_dir / "best-recipe.toml", text + to_toml(loaded.recipe.model_copy(update={"tune": None})))
         summary["best"] = {"number": best.number, "value": best.value, "values": values,
                            "recipe": str(session.tune_dir / "best-recipe.toml")}
-    summary["plots"] = write_plots(study, session.tune_dir / "plots", config)
+    summary["plots"] = plots
     write_json(session.tune_dir / "summary.json", summary)
+    figure_process.wait()
     return summary
