@@ -57,8 +57,7 @@ def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None, abstra
     """
     task, build, loss_fn = components(recipe, pre)
     seed = recipe.seed if seed is None else seed
-    return split_model(task, initialised(lambda: build(seed), abstract,
-                                         kept=(recipe.model, tuple(pre.input_shape), task.output_dim, seed)), loss_fn)
+    return split_model(task, initialised(lambda: build(seed), abstract), loss_fn)
 
 
 def assemble_seeds(recipe: Recipe, pre: Preprocessing, seeds: list[int]) -> dict[int, Assembled]:

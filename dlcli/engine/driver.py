@@ -24,7 +24,7 @@ import numpy as np
 from dlcli.assemble import Predictor
 from dlcli.data.feed import Feed
 from dlcli.engine import executables
-from dlcli.engine.compilation import QUICK, SHORT, TRAIN_PROGRAM, fresh
+from dlcli.engine.compilation import QUICK, SHORT, TRAIN_PROGRAM
 from dlcli.engine.program import MAX_GATHERED_BYTES, Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
 from dlcli.heap import release_freed_memory
@@ -267,12 +267,8 @@ class Engine:
                 lowered = self.program.lower(*args)
                 flops = self.training_flops(lowered)
                 _, self.compiled_for, options = next(tier for tier in COMPILE_TIERS if flops < tier[0])
-                if key:
-                    with fresh():
-                        self._compiled = lowered.compile(options)
-                    executables.keep_executable(key, self._compiled, self.compiled_for)
-                else:
-                    self._compiled = lowered.compile(options)
+                self._compiled = (executables.compile_and_keep(lowered, options, key, self.compiled_for) if key
+                                  else lowered.compile(options))
             release_freed_memory()  # the compiler's working memory, kept by the C heap otherwise
             self.compile_seconds = time.perf_counter() - tick
         return self._compiled
