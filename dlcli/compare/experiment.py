@@ -204,10 +204,11 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
     tick = time.perf_counter()
     setup = setups[0]
     members = [(variant, seed) for variant in group.variants for seed in seeds]
-    built, states = initial_states(group, setups, seeds)
+    built, states, architecture = initial_states(group, setups, seeds)
     probe = activation_probe(setup, built, members) if diagnose else None
     engine = Engine(setup, [seed for _, seed in members], built, per_epoch=watch is not None,
-                    epoch_extras=probe.grad_records if probe else None)
+                    epoch_extras=probe.grad_records if probe else None,
+                    kept_as=(group.key if group.carried and group.key else traced(setup.recipe), architecture))
     progress = Progress(histories=[[] for _ in members])
     carry = engine.stack([engine.member_carry(state) for state in states])
     initial = probe.measure(*stack_trees([(s.params, s.rest) for s in states])) if probe else None
@@ -234,8 +235,14 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
     return runs
 
 
-def initial_states(group: Group, setups: list[Any], seeds: list[int]) -> tuple[Any, list[Any]]:
-    """(member 0's assembly, every member's initial TrainState), members ordered variant by variant.
+def traced(recipe: Recipe) -> Recipe:
+    """A recipe as its programs see it: the name, description and seed are in no trace."""
+    return recipe.model_copy(update={"name": "", "description": "", "seed": 0})
+
+
+def initial_states(group: Group, setups: list[Any], seeds: list[int]) -> tuple[Any, list[Any], tuple[str, ...]]:
+    """(member 0's assembly, every member's initial TrainState, the activations its layers choose from
+    (none: the recipe's architecture)), members ordered variant by variant.
 
     Seed ``s`` gives every variant the same initial weights (paired); variants that differ in their
     activation get ChoiceActivation layers and each its own index in the model state.
@@ -271,7 +278,7 @@ def initial_states(group: Group, setups: list[Any], seeds: list[int]) -> tuple[A
                                      jax.random.key(seed) if setup.augment is not None else None,
                                      carried_strengths(recipe) if group.vmapped else None,
                                      carried_keep(recipe) if group.vmapped else None))
-    return models[seeds[0]], states
+    return models[seeds[0]], states, tuple(choice[0]) if choice else ()
 
 
 def group_runs(group: Group, members: list[tuple[Variant, int]], final, progress, index: int, parameters: int,

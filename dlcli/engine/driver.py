@@ -117,10 +117,14 @@ class Engine:
         stacked state after the epoch (e.g. gradient norms); then calls run one epoch each.
       per_epoch: calls run one epoch each, so that the caller can act on every epoch's records before
         the next (a tuning study prunes members there).
+      kept_as: what the programs are a function of instead of the setup's recipe (a comparison's program
+        key, whose carried numbers are data, and the architecture of ``built``), so that later runs load
+        them whole; by default only programs of the setup's own architecture are kept.
     """
 
     def __init__(self, setup, seeds: list[int], built=None,
-                 epoch_extras: Callable[[TrainState], list[dict[str, Any]]] | None = None, per_epoch: bool = False):
+                 epoch_extras: Callable[[TrainState], list[dict[str, Any]]] | None = None, per_epoch: bool = False,
+                 kept_as: tuple | None = None):
         recipe, data = setup.recipe, setup.data
         self.setup, self.seeds, self.built = setup, list(seeds), built or setup.built
         placement, feed = setup.placement, data.feed
@@ -138,13 +142,15 @@ class Engine:
                                        placement.put_replicated(data.splits["train"][1]))
         self.epoch_extras = epoch_extras
         # What the programs kept across runs (dlcli.engine.executables) depend on besides their arguments'
-        # shapes: the setup's recipe (so not another architecture's) and the preprocessing fitted to the data.
-        # Not kept: programs of streamed or multi-process runs, whose validation calls back into this process.
+        # shapes: ``kept_as``, else the setup's recipe (when ``built`` is the setup's own architecture), and
+        # the preprocessing fitted to the data. Not kept: programs of streamed or multi-process runs, whose
+        # validation calls back into this process.
         self.kept = None
-        if ((built is None or built is setup.built) and feed is None and jax.process_count() == 1
-                and executables.folder() is not None):
-            traced = recipe.model_copy(update={"name": "", "description": "", "seed": 0})  # not in any trace
-            self.kept = (traced, data.preprocessing, setup.inject)
+        if feed is None and jax.process_count() == 1 and executables.folder() is not None:
+            if kept_as is None and (built is None or built is setup.built):
+                kept_as = (recipe.model_copy(update={"name": "", "description": "", "seed": 0}),)  # not traced
+            if kept_as is not None:
+                self.kept = (*kept_as, data.preprocessing, setup.inject)
         self.step = step = make_task_step(self.built.train_graph, self.built.loss_fn, setup.optimizer,
                                           self.built.task, recipe.train.l1, recipe.train.l2, setup.augment)
         self.spec = EpochSpec(self.built.task, self.built.loss_fn, self.built.eval_graph, setup.wanted,

@@ -37,7 +37,8 @@ class Kept:
         from dlcli.engine.driver import Engine
 
         if (key, members) not in self.engines:
-            self.engines[key, members] = Engine(setup, [setup.recipe.seed] * members, setup.built, per_epoch=True)
+            self.engines[key, members] = Engine(setup, [setup.recipe.seed] * members, setup.built, per_epoch=True,
+                                                kept_as=(key,) if setup.inject else None)
         return self.engines[key, members]
 
 
