@@ -14,6 +14,7 @@ error shows as it is.
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import subprocess
@@ -29,8 +30,11 @@ _pending: list[Call] = []  # sent, drawn here should the process fail
 _sending: threading.Thread | None = None
 
 
-def start() -> None:
-    """Launch the figure process (once; a process that cannot be launched leaves drawing to this one)."""
+def start(preload: tuple[str, ...] = ()) -> None:
+    """Launch the figure process (once; a process that cannot be launched leaves drawing to this one).
+
+    ``preload``: modules its calls will need, imported while this process works (a study's Optuna analysis).
+    """
     global _process
     if _process is not None and _process.poll() is None:
         return
@@ -38,7 +42,7 @@ def start() -> None:
     path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
     try:  # close_fds=False lets Python use posix_spawn (Python's own descriptors are not inherited anyway):
         # forking a process that holds jax costs 50 ms, spawning 4 ms
-        _process = subprocess.Popen([sys.executable, "-m", "dlcli.report.figure_process"], stdin=subprocess.PIPE,
+        _process = subprocess.Popen([sys.executable, "-m", "dlcli.report.figure_process", *preload], stdin=subprocess.PIPE,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False,
                                     env={**os.environ, "PYTHONPATH": path})
     except OSError:
@@ -114,6 +118,8 @@ def serve() -> None:
     figure = Figure(figsize=(1, 1))
     figure.subplots().set_title("warm")  # loads the font and its glyph cache
     figure.savefig(io.BytesIO(), format="png", dpi=10)
+    for module in sys.argv[1:]:  # see start(preload=...)
+        importlib.import_module(module)
     try:
         calls = pickle.load(sys.stdin.buffer)
     except EOFError:

@@ -78,25 +78,31 @@ def figure_calls(study, folder: Path, config: TuneConfig) -> tuple[list[Any], li
     if not complete:
         return [], []
     points = [Point(trial.number, trial.value, dict(trial.params)) for trial in complete]
-    importances = None
-    if len(complete) >= MIN_FOR_IMPORTANCE:
-        import optuna
-
-        importances = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
-    names = ["objective.png", "params.png"] + (["importances.png"] if importances is not None else [])
+    analysed = complete if len(complete) >= MIN_FOR_IMPORTANCE else None  # importances, in the figure process
+    names = ["objective.png", "params.png"] + (["importances.png"] if analysed else [])
     minimize = study.direction.name == "MINIMIZE"
-    return ([("dlcli.tune.report:draw_figures", (points, minimize, importances, folder, config), {})],
+    return ([("dlcli.tune.report:draw_figures", (points, minimize, analysed, folder, config), {})],
             [str(folder / name) for name in names])
 
 
-def draw_figures(points: list[Point], minimize: bool, importances: dict[str, float] | None, folder: Path,
+def draw_figures(points: list[Point], minimize: bool, analysed: list[Any] | None, folder: Path,
                  config: TuneConfig) -> None:
-    """The completed trials' figures (see :func:`figure_calls`)."""
+    """The completed trials' figures (see :func:`figure_calls`); ``analysed``: the completed trials whose
+    parameter importances Optuna's PED-ANOVA draws, or None (too few)."""
     plot_objective(points, minimize, folder / "objective.png", config.monitor)
     plot_params(points, folder / "params.png", config)
-    if importances is not None:
-        plot_importances(importances, folder / "importances.png")
+    if analysed:
+        plot_importances(importances_of(analysed, minimize), folder / "importances.png")
+
+
+def importances_of(trials: list[Any], minimize: bool) -> dict[str, float]:
+    """Optuna's PED-ANOVA parameter importances of completed ``trials`` (FrozenTrials)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize" if minimize else "maximize")
+    study.add_trials(trials)
+    return optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
 
 
 def plot_objective(trials: list, minimize: bool, path: Path, monitor: str) -> Path:

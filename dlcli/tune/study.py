@@ -83,7 +83,8 @@ def tune(ref: str | None, overrides: list[str], out: Path, resume: Path | None, 
                               pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
     from dlcli.report import figure_process
 
-    figure_process.start()  # imports matplotlib on another core while the trials train
+    figure_process.start(preload=("optuna.importance",))  # matplotlib and Optuna's analysis (1.3 s, it
+    # imports scikit-learn's forests) load on another core while the trials train
     try:
         summary = run_study(stored, session, trials or session.config.trials, parallel, timeout, reporter, on_trial)
     finally:
