@@ -88,7 +88,7 @@ def test_a_warm_run_loads_every_program_whole_and_trains_to_the_same_numbers(tmp
 
 @pytest.mark.parametrize("recipe", ["gunpoint-gru", "overfit-demo-dropout"])
 def test_recurrent_and_dropout_runs_train_warm_to_the_numbers_they_trained_cold(recipe, tmp_path):
-    """Kept programs of a GRU, and programs that pass PRNG keys (dropout; not kept), load and train alike."""
+    """Kept programs of a GRU, and programs that pass PRNG keys (dropout), load and train alike."""
     env = {**os.environ, "DLCLI_CACHE_DIR": str(tmp_path / "xla")}
     command = [sys.executable, "-m", "dlcli", "train", recipe, "--set", "train.epochs=1", "--out", str(tmp_path), "--json"]
     cold, warm = (subprocess.run(command, capture_output=True, text=True, env=env) for _ in range(2))

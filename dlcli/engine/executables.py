@@ -165,14 +165,8 @@ def kept_program(fn: Callable, args: tuple, parts: tuple | None, name: str, opti
 
 
 def compile_and_keep(lowered: Any, options: dict | None, key: str, compiled_for: str = "") -> Any:
-    """``lowered`` compiled, and kept under ``key`` with ``compiled_for`` (how it was compiled).
-
-    A program that takes or gives PRNG keys is compiled through JAX's cache instead and not kept: the
-    executable does not say which of its buffers are keys, and loaded, it is not safe to call.
-    """
-    if any(jax.dtypes.issubdtype(info.dtype, jax.dtypes.extended)
-           for info in jax.tree.leaves((lowered.args_info, lowered.out_info))):
-        return lowered.compile(options)
+    """``lowered`` compiled here (not loaded from JAX's cache, see :func:`compilation.fresh`), and kept under
+    ``key`` with ``compiled_for`` (how it was compiled)."""
     with compilation.fresh():
         compiled = lowered.compile(options)
     keep_executable(key, compiled, compiled_for)
