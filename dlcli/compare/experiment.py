@@ -253,7 +253,8 @@ def initial_states(group: Group, setups: list[Any], seeds: list[int]) -> tuple[A
     from dlcli.activations import get_activation, split_spec
     from dlcli.assemble import assemble_seeds
     from dlcli.compare.choice import can_share, rest_with_index, with_choice
-    from dlcli.engine.compilation import compile_quick
+    from dlcli.engine.compilation import QUICK
+    from dlcli.engine.executables import kept_program
     from dlcli.train.step import TrainState
 
     setup = setups[0]
@@ -269,7 +270,8 @@ def initial_states(group: Group, setups: list[Any], seeds: list[int]) -> tuple[A
     states = []
     for v, (variant, variant_setup) in enumerate(zip(group.variants, setups)):
         recipe = variant.loaded.recipe
-        init = compile_quick(variant_setup.optimizer.init, models[seeds[0]].params)  # once, not once per seed
+        init = kept_program(variant_setup.optimizer.init, (models[seeds[0]].params,), variant_setup.optimizer_kept,
+                            "optimizer_init", QUICK)  # once per variant, not once per seed; kept across runs
         for seed in seeds:
             built = models[seed]
             rest = rest_with_index(built.model, choice[1][v]) if choice else built.rest

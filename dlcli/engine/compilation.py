@@ -97,13 +97,6 @@ QUICK = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": Fal
 SHORT = {"xla_cpu_use_fusion_emitters": False}  # optimised, but with the emitters that compile faster
 
 
-def compile_quick(fn: Callable, *args: Any) -> Callable:
-    """``fn`` compiled for arguments shaped like ``args``, without backend optimisation (see
-    :func:`dlcli.engine.executables.run_once`);
-    call it for every member whose arguments have those shapes."""
-    return jax.jit(fn).lower(*args).compile(QUICK)
-
-
 @dataclass
 class Compilations:
     """Programs compiled (or loaded from the cache) since :meth:`start`; ``train``: the training program's."""

@@ -61,12 +61,18 @@ class Setup:
         """The task draws after every epoch (a GAN's samples), so the host needs each epoch's state."""
         return self.built.task.draws_every_epoch(tuple(self.data.preprocessing.input_shape))
 
+    @property
+    def optimizer_kept(self) -> tuple:
+        """What the optimizer is built from (see :func:`dlcli.optim.build_optimizer`), so that its
+        initialisation is kept across runs (:func:`dlcli.engine.executables.run_once`)."""
+        return (self.recipe.optimizer, self.plan.steps, self.recipe.train.epochs, self.inject)
+
     def initial_state(self) -> TrainState:
         """The state before the first step: initial weights, fresh optimizer, augmentation key from the seed."""
         key = jax.random.key(self.recipe.seed) if self.augment is not None else None
-        kept = (self.recipe.optimizer, self.plan.steps, self.recipe.train.epochs, self.inject)  # build_optimizer's
         return TrainState(self.built.params, self.built.rest,
-                          run_once(self.optimizer.init, self.built.params, kept=kept, name="optimizer_init"),
+                          run_once(self.optimizer.init, self.built.params, kept=self.optimizer_kept,
+                                   name="optimizer_init"),
                           np.zeros((), np.int32), key)
 
     def device_inputs(self, split: str) -> jax.Array:
