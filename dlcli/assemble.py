@@ -36,18 +36,18 @@ class Assembled:
         return int(sum(np.size(p) for p in jax.tree.leaves(self.params)))
 
 
-def initialised(build: Callable[[], nnx.Module], abstract: bool = False, kept: tuple | None = None) -> nnx.Module:
+def initialised(build: Callable[[], nnx.Module], abstract: bool = False) -> nnx.Module:
     """The module ``build`` makes, its weights drawn by one compiled program (or only shaped, if ``abstract``).
 
     Built eagerly, every initialiser of every layer is its own small XLA
-    program; under ``jit`` the whole initialisation is one (and it is cached;
-    ``kept``: what ``build`` depends on, see :func:`dlcli.engine.executables.run_once`).
+    program; under ``jit`` the whole initialisation is one (and it is cached
+    by JAX; not kept whole: a deserialized GRU initialisation crashed its process).
     """
     shaped = nnx.eval_shape(build)  # mistakes in [model] surface here, before any compilation
     if abstract:
         return shaped
     graphdef, _ = nnx.split(shaped)
-    return nnx.merge(graphdef, run_once(lambda: nnx.state(build()), kept=kept, name="model_init"))
+    return nnx.merge(graphdef, run_once(lambda: nnx.state(build()), name="model_init"))
 
 
 def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None, abstract: bool = False) -> Assembled:
