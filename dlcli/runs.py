@@ -20,7 +20,7 @@ from dlcli.data.tables import peek_columns, read_dataset, read_npz
 from dlcli.errors import DlcliError
 from dlcli.evaluate import outputs_report
 from dlcli.engine.compilation import configure as configure_compilation
-from dlcli.engine.executables import folder
+from dlcli.engine.executables import folder, traced
 from dlcli.files import atomic_path
 from dlcli.recipe import LoadedRecipe, Recipe, load_recipe
 from dlcli.tasks import task_named
@@ -39,8 +39,8 @@ class Run:
     @property
     def predictor(self) -> Predictor:
         """The run's forward passes, kept across commands (see :func:`dlcli.engine.executables.kept_program`)."""
-        recipe = self.loaded.recipe.model_copy(update={"name": "", "description": "", "seed": 0})
-        return Predictor(self.built.eval_graph, kept=(recipe, self.preprocessing) if folder() is not None else None)
+        kept = (traced(self.loaded.recipe), self.preprocessing) if folder() is not None else None
+        return Predictor(self.built.eval_graph, kept=kept)
 
     def outputs(self, x: np.ndarray) -> np.ndarray:
         return self.predictor(self.params, self.rest, jax.device_put(x))

@@ -200,6 +200,7 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
     import jax
 
     from dlcli.engine.driver import Diverged, Engine, Progress, stack_trees
+    from dlcli.engine.executables import traced
 
     tick = time.perf_counter()
     setup = setups[0]
@@ -233,11 +234,6 @@ def train_group(group: Group, setups: list[Any], seeds: list[int], index: int, r
     if probe:
         add_diagnostics(runs, members, probe, initial, probe.measure(final.state.params, final.state.rest))
     return runs
-
-
-def traced(recipe: Recipe) -> Recipe:
-    """A recipe as its programs see it: the name, description and seed are in no trace."""
-    return recipe.model_copy(update={"name": "", "description": "", "seed": 0})
 
 
 def initial_states(group: Group, setups: list[Any], seeds: list[int]) -> tuple[Any, list[Any], tuple[str, ...]]:

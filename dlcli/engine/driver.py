@@ -148,7 +148,7 @@ class Engine:
         self.kept = None
         if feed is None and jax.process_count() == 1 and executables.folder() is not None:
             if kept_as is None and (built is None or built is setup.built):
-                kept_as = (recipe.model_copy(update={"name": "", "description": "", "seed": 0}),)  # not traced
+                kept_as = (executables.traced(recipe),)
             if kept_as is not None:
                 self.kept = (*kept_as, data.preprocessing, setup.inject)
         self.step = step = make_task_step(self.built.train_graph, self.built.loss_fn, setup.optimizer,

@@ -74,6 +74,11 @@ def signature(tree: Any) -> str:
     return repr((str(treedef), [leaf(value) for value in leaves]))
 
 
+def traced(recipe: Any) -> Any:
+    """A recipe as its programs see it, for a key: the name, description and seed are in no trace."""
+    return recipe.model_copy(update={"name": "", "description": "", "seed": 0})
+
+
 def plain(value: Any) -> Any:
     """A JSON-able form of recipes, preprocessing records and layouts, for the key."""
     if hasattr(value, "model_dump"):
