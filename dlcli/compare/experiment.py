@@ -35,7 +35,9 @@ from dlcli.recipe import LoadedRecipe, Recipe, to_toml
 
 
 # The figures of a comparison, drawn by the figure process from its files: by whether it is diagnosed.
-PLOTS = {False: "dlcli.compare.variant_plots:write_variant_plots", True: "dlcli.compare.plots:write_compare_plots"}
+# A comparison's figures, by whether it diagnoses activations: calls the figure process may draw side by side
+PLOTS = {False: ("dlcli.compare.variant_plots:write_curves", "dlcli.compare.variant_plots:write_by_value"),
+         True: ("dlcli.compare.plots:write_val_curves", "dlcli.compare.plots:write_diagnostics")}
 
 
 @dataclass
@@ -141,7 +143,7 @@ def run_groups(groups: list[Group], prepared: list[list[Any]], base: LoadedRecip
     summary["compilations"] = counted.since()  # "train": one per group
     summary["notes"] = notes
     write_json(run_dir / "summary.json", summary)
-    figure_process.send([(PLOTS[diagnose], (run_dir,), {})])
+    figure_process.send([(name, (run_dir,), {}) for name in PLOTS[diagnose]])
     figure_process.wait()
     return Comparison(run_dir, summary)
 

@@ -24,7 +24,7 @@ import numpy as np
 from dlcli.assemble import Predictor
 from dlcli.data.feed import Feed
 from dlcli.engine import executables
-from dlcli.engine.compilation import QUICK, SHORT, TRAIN_PROGRAM
+from dlcli.engine.compilation import QUICK, SHORT, TRAIN_PROGRAM, estimated_flops
 from dlcli.engine.program import MAX_GATHERED_BYTES, Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
 from dlcli.heap import release_freed_memory
@@ -288,10 +288,8 @@ class Engine:
         x, y = (jax.ShapeDtypeStruct((size, *a.shape[1:]), a.dtype) for a in self.source.example())
         batch = (x, y, jax.ShapeDtypeStruct((size,), np.float32))
         state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), carry.state)
-        analysis = jax.jit(self.step).lower(state, *batch).cost_analysis()
-        analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
         steps = self.layout.plan.padded_steps * self.setup.recipe.train.epochs * self.members
-        return float((analysis or {}).get("flops", 0.0)) * steps
+        return estimated_flops(self.step, state, *batch) * steps
 
     def absorb(self, outs: dict[str, Any], count: int, seconds: float, progress: Progress, reporter,
                on_epoch, carry) -> None:
