@@ -69,7 +69,8 @@ def assemble_seeds(recipe: Recipe, pre: Preprocessing, seeds: list[int]) -> dict
     (a stack of seeds compiles one initialisation, not one per seed)."""
     task, build, loss_fn = components(recipe, pre)
     graphdef, _ = nnx.split(nnx.eval_shape(lambda: build(seeds[0])))
-    states = run_once(jax.vmap(lambda seed: nnx.state(build(seed))), np.asarray(seeds, np.int32))  # (S, ...) leaves
+    states = run_once(jax.vmap(lambda seed: nnx.state(build(seed))), np.asarray(seeds, np.int32),
+                      kept=(traced(recipe), pre), name="model_init")  # (S, ...) leaves
     return {seed: split_model(task, nnx.merge(graphdef, jax.tree.map(lambda leaf: leaf[i], states)), loss_fn)
             for i, seed in enumerate(seeds)}
 
