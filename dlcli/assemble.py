@@ -71,6 +71,7 @@ def assemble_seeds(recipe: Recipe, pre: Preprocessing, seeds: list[int]) -> dict
     graphdef, _ = nnx.split(nnx.eval_shape(lambda: build(seeds[0])))
     states = run_once(jax.vmap(lambda seed: nnx.state(build(seed))), np.asarray(seeds, np.int32),
                       kept=(traced(recipe), pre), name="model_init")  # (S, ...) leaves
+    states = jax.device_get(states)  # one copy; indexing device arrays would dispatch a program per leaf and seed
     return {seed: split_model(task, nnx.merge(graphdef, jax.tree.map(lambda leaf: leaf[i], states)), loss_fn)
             for i, seed in enumerate(seeds)}
 
