@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from dlcli.errors import DlcliError
+from dlcli.no_pandas import arrow_without_pandas  # imports nothing itself
 
 app = typer.Typer(
     help="Train, evaluate and compare neural networks from declarative TOML recipes.",
@@ -83,7 +84,6 @@ def train(
 
     Ctrl-C or SIGTERM saves a checkpoint and exits (130 / 143); `dlcli train --resume RUN_DIR` continues it.
     """
-    from dlcli.no_pandas import arrow_without_pandas
     from dlcli.recipe import load_recipe
 
     if resume is not None:
@@ -145,7 +145,6 @@ def evaluate(
         raise DlcliError(f"--split '{split}': choose test, val or train.")
     if split is not None and data is not None:
         raise DlcliError("--split and --data both say what to evaluate on; give one of them.")
-    from dlcli.no_pandas import arrow_without_pandas
 
     arrow_without_pandas()
     from dlcli.runs import evaluate_run
@@ -169,7 +168,6 @@ def predict(
                                                      "(default: CSV on stdout).")] = None,
 ) -> None:
     """Predict classes and probabilities (or values) for new inputs."""
-    from dlcli.no_pandas import arrow_without_pandas
 
     arrow_without_pandas()
     from dlcli.runs import predict_file, write_predictions
@@ -208,6 +206,7 @@ def summary(
     from dlcli.summary import summarize
 
     loaded = load_recipe(recipe, set_)
+    arrow_without_pandas()
     print_summary(loaded.recipe.name, *summarize(loaded))
 
 
@@ -234,6 +233,7 @@ def compare_activations(
         raise DlcliError(f"--seeds {seeds}: give at least 1 seed (5 is a good start).")
     specs = parse_activations(activations or DEFAULT_ACTIVATIONS)
     loaded = load_recipe(recipe or DEFAULT_RECIPE, set_)
+    arrow_without_pandas()
     from dlcli.report.console import make_reporter
 
     result = run_comparison(loaded, specs, [loaded.recipe.seed + i for i in range(seeds)], out,
@@ -267,6 +267,7 @@ def compare(
     grid = parse_vary(vary) if vary else dict(declared.vary) if declared else {}
     count = seeds or (declared.seeds if declared else 3)
     seed_list = [loaded.recipe.seed + i for i in range(count)]
+    arrow_without_pandas()
     from dlcli.report.console import make_reporter
 
     reporter = make_reporter(json_mode=json_)
@@ -313,6 +314,7 @@ def tune(
     if resume is not None and (recipe is not None or set_):
         raise DlcliError("--resume continues a study with the recipe saved in its folder, so RECIPE and --set "
                          "cannot be combined with it. Give: dlcli tune --resume TUNE_DIR [--trials N].")
+    arrow_without_pandas()
     from dlcli.report.console import make_reporter
     from dlcli.tune.report import print_tune, trial_line
     from dlcli.tune.study import tune as run_study
