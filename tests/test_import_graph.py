@@ -111,3 +111,14 @@ def test_checking_a_recipe_imports_no_jax():
             "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', 'optax'))\n"
             "assert not loaded and 'dlcli.models.mlp' not in sys.modules, loaded\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_commands_that_read_data_never_import_pandas(tmp_path):
+    """pyarrow's dataset module would import pandas (0.2 s) to recognise pandas objects dlcli never holds."""
+    command = [sys.executable, "-X", "importtime", "-m", "dlcli", "compare", "mlp-xor", "--vary",
+               "optimizer.learning_rate=0.1,0.2", "--seeds", "1", "--set", "train.epochs=2", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.split("|")[2].strip(): int(line.split("|")[1]) for line in done.stderr.splitlines()
+                if line.startswith("import time:") and line.split("|")[1].strip().isdigit()}
+    assert "jax" in imported and imported.get("pandas", 0) < 1000  # microseconds: a refused lookup, not an import
