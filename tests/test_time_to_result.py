@@ -75,6 +75,8 @@ def test_a_warm_run_loads_every_program_whole_and_trains_to_the_same_numbers(tmp
     assert sorted(p.name for p in kept.iterdir()) == entries and len(entries) == 5
     losses = lambda summary: [r["loss"] for r in read_jsonl(Path(summary["run_dir"]) / "metrics.jsonl")]  # noqa: E731
     assert losses(first) == losses(second) and len(losses(first)) == 300
+    seeded = run_json(tmp_path / "runs", cache, "--seed", "1")  # the seed is data: the same programs, other numbers
+    assert seeded["compilations"]["from_cache"] == 4 and losses(seeded) != losses(first)
     other = run_json(tmp_path / "runs", cache, "--set", "optimizer.learning_rate=0.04")
     assert len(list(kept.iterdir())) > len(entries) and losses(other) != losses(first)
     assert other["compilations"]["train"] == 1
