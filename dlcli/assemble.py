@@ -11,6 +11,7 @@ import numpy as np
 from flax import nnx
 
 from dlcli.data.preprocess import Preprocessing
+from dlcli.engine.compilation import compile_tier, flops_of
 from dlcli.engine.executables import kept_program, run_once, signature, traced
 from dlcli.engine.validation import DiskInputs, ShardedInputs, as_inputs, model_outputs
 from dlcli.losses import LOSSES, LossFn
@@ -94,6 +95,13 @@ def split_model(task: Task, model: nnx.Module, loss_fn: LossFn) -> Assembled:
     return Assembled(task, model, train_graph, eval_graph, params, rest, loss_fn)
 
 
+def by_arithmetic(batches: int) -> Callable[[Any], dict | None]:
+    """The XLA options of an evaluation that maps its model over ``batches`` (counted once by XLA), by the
+    arithmetic of the whole pass (:data:`dlcli.engine.compilation.COMPILE_TIERS`): a pass made once should
+    not spend longer compiling than running."""
+    return lambda lowered: compile_tier(flops_of(lowered) * batches)[1]
+
+
 class Predictor:
     """Batched, compiled forward passes in evaluation mode."""
 
@@ -124,19 +132,21 @@ class Predictor:
                 outputs = outputs.reshape(-1, *outputs.shape[2:])[:len(y)]
                 return outputs, built.loss_fn(outputs, y), built.task.link(outputs)
 
-            self._judged[program] = kept_program(judged, args, self.kept, "judged")
+            self._judged[program] = kept_program(judged, args, self.kept, "judged", by_arithmetic(len(idx)))
         return tuple(np.asarray(a) for a in self._judged[program](*args))
 
     def judge_held(self, built: Assembled, params: Any, rest: Any, x, y: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`judge` of rows read from disk or spread over processes, a batch at a time where they are."""
-        key = ("held", built.loss_fn)
+        key = ("held", built.loss_fn, signature((x, y)))  # the rows' file or placement is in the program
         if key not in self._judged:
             def judged(params, rest, x, y):
                 outputs = model_outputs(nnx.merge(self.eval_graph, params, rest), x, self.batch_size)
                 return outputs, built.loss_fn(outputs, y), built.task.link(outputs)
 
-            self._judged[key] = jax.jit(judged)
+            # never kept (it calls back into this process), compiled as the resident rows' program is
+            self._judged[key] = kept_program(judged, (params, rest, x, y), None, "judged",
+                                             by_arithmetic(-(-len(y) // self.batch_size)))
         return tuple(np.asarray(a) for a in self._judged[key](params, rest, x, y))
 
     def __call__(self, params: Any, rest: Any, x: jax.Array) -> np.ndarray:
@@ -144,6 +154,6 @@ class Predictor:
         args = (params, rest, x, idx)
         program = ("outputs", signature(args))
         if program not in self._judged:
-            self._judged[program] = kept_program(self._predict, args, self.kept, "outputs")
+            self._judged[program] = kept_program(self._predict, args, self.kept, "outputs", by_arithmetic(len(idx)))
         outputs = self._judged[program](*args)  # (S, B, O) or (S, B, *input shape) for reconstructions
         return np.asarray(outputs).reshape(-1, *outputs.shape[2:])[:n]

@@ -9,6 +9,7 @@ is kept whole in the same folder instead (:mod:`dlcli.engine.executables`).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,9 +55,14 @@ def estimated_flops(fn: Callable, *args: Any) -> float:
     not counted among the run's programs."""
     _estimating[0] = True
     try:
-        analysis = jax.jit(fn).lower(*args).cost_analysis()
+        return flops_of(jax.jit(fn).lower(*args))
     finally:
         _estimating[0] = False
+
+
+def flops_of(lowered: Any) -> float:
+    """XLA's estimate of a lowered program's arithmetic (a loop's body counted once)."""
+    analysis = lowered.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
     return float((analysis or {}).get("flops", 0.0))
 
@@ -110,6 +116,22 @@ def fresh() -> Iterator[None]:
 # (2.3 s -> 0.5 s measured; other backends ignore the option).
 QUICK = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 SHORT = {"xla_cpu_use_fusion_emitters": False}  # optimised, but with the emitters that compile faster
+
+
+# How a program is compiled, by the arithmetic of all its calls (XLA's estimate, in flops): a training
+# program's is the whole run's, an evaluation's one pass over its split. Below the first bound compile fast
+# rather than optimise (trivial runs: mlp-xor 2.5e5, iris-mlp 1.6e7; kept low on purpose, since without
+# backend optimisation a deep narrow MLP ran its epochs several times slower). Below the second, optimise
+# with XLA:CPU's classic emitters: quicker to compile (digits-mlp 1.5 s -> 0.6 s, the HIGGS MLP 2.4 s ->
+# 1.8 s) though up to 1.4x slower to run wide layers (the HIGGS MLP), which costs less than the compile time
+# saved for runs this short (HIGGS, 1 epoch of 800k events: 1.0e10; evaluating its 800k training events,
+# 4.6e9, took 0.35 s to compile and run against 0.56 s optimised). Above, the fusion emitters.
+COMPILE_TIERS = ((4e7, "quick start", QUICK), (3e10, "short run", SHORT), (math.inf, "speed", None))
+
+
+def compile_tier(flops: float) -> tuple[str, dict | None]:
+    """(the tier's name, XLA options) of a program whose calls all come to ``flops``: see :data:`COMPILE_TIERS`."""
+    return next((name, options) for bound, name, options in COMPILE_TIERS if flops < bound)
 
 
 @dataclass

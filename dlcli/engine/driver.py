@@ -24,7 +24,7 @@ import numpy as np
 from dlcli.assemble import Predictor
 from dlcli.data.feed import Feed
 from dlcli.engine import executables
-from dlcli.engine.compilation import QUICK, SHORT, TRAIN_PROGRAM, estimated_flops
+from dlcli.engine.compilation import COMPILE_TIERS, TRAIN_PROGRAM, compile_tier, estimated_flops
 from dlcli.engine.program import MAX_GATHERED_BYTES, Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
 from dlcli.heap import release_freed_memory
@@ -37,14 +37,6 @@ LARGE_EPOCH_ROWS = 4  # rows (chunks) of a larger epoch, so that progress moves 
 ROW_BUDGET = 1 << 20  # gather indices one call may carry
 MAX_ROWS = 64
 CALL_SECONDS = 0.25
-# How a training program is compiled, by the whole run's arithmetic (XLA's estimate, in flops). Below the
-# first bound compile fast rather than optimise (trivial runs: mlp-xor, iris-mlp; kept low on purpose,
-# since without backend optimisation a deep narrow MLP ran its epochs several times slower). Below the
-# second, optimise with XLA:CPU's classic emitters: quicker to compile (digits-mlp 1.5 s -> 0.6 s, the HIGGS
-# MLP 2.4 s -> 1.8 s) though up to 1.4x slower to run wide layers (the HIGGS MLP), which costs less than the
-# compile time saved for runs this short (HIGGS, 1 epoch of 800k events: 1.0e10). Above, the fusion emitters.
-# (iris-mlp: 1.6e7; breast-cancer-mlp, the smallest optimised: 8.7e7.)
-COMPILE_TIERS = ((4e7, "quick start", QUICK), (3e10, "short run", SHORT), (math.inf, "speed", None))
 
 
 @dataclass
@@ -273,7 +265,7 @@ class Engine:
             else:
                 lowered = self.program.lower(*args)
                 flops = self.training_flops(args[0])
-                _, self.compiled_for, options = next(tier for tier in COMPILE_TIERS if flops < tier[0])
+                self.compiled_for, options = compile_tier(flops)
                 self._compiled = (executables.compile_and_keep(lowered, options, key, self.compiled_for) if key
                                   else lowered.compile(options))
             release_freed_memory()  # the compiler's working memory, kept by the C heap otherwise

@@ -150,8 +150,10 @@ def keep_executable(key: str, compiled: Any, compiled_for: str) -> None:
     keep(key, (serialized, in_tree, out_tree, compiled_for))
 
 
-def kept_program(fn: Callable, args: tuple, parts: tuple | None, name: str, options: dict | None = None) -> Any:
-    """``jax.jit(fn)`` compiled for ``args`` (with XLA ``options``).
+def kept_program(fn: Callable, args: tuple, parts: tuple | None, name: str,
+                 options: dict | Callable[[Any], dict | None] | None = None) -> Any:
+    """``jax.jit(fn)`` compiled for ``args`` (with XLA ``options``, or the options a function of the lowered
+    program gives).
 
     Args:
       parts: what ``fn``'s trace depends on besides the shapes of ``args`` (a recipe, its preprocessing...),
@@ -160,15 +162,14 @@ def kept_program(fn: Callable, args: tuple, parts: tuple | None, name: str, opti
       name: the program's name in the counts of :mod:`dlcli.engine.compilation`.
     """
     jitted = jax.jit(fn)
-    if parts is None or folder() is None:
-        return jitted.lower(*args).compile(options)
-    key = key_of(name, *parts, signature(args))
-    loaded = load_executable(key, name)
+    key = key_of(name, *parts, signature(args)) if parts is not None and folder() is not None else None
+    loaded = load_executable(key, name) if key else None
     if loaded is not None:
         return loaded[0]
     lowered = jitted.lower(*args)
-    if "custom_call" in lowered.as_text():  # e.g. LAPACK's QR of an orthogonal initialiser: deserialized, it
-        return lowered.compile(options)  # crashed its process (a GRU's initialisation); JAX's cache serves it
+    options = options(lowered) if callable(options) else options
+    if key is None or "custom_call" in lowered.as_text():  # e.g. LAPACK's QR of an orthogonal initialiser:
+        return lowered.compile(options)  # deserialized, it crashed its process; JAX's cache serves it
     return compile_and_keep(lowered, options, key)
 
 
