@@ -236,6 +236,7 @@ class ParquetFeed:
         rows = HeldOut(self.units, self.fractions, len(self.raw.input_columns), ["train"])
         for unit in self.units:
             self._keep_rows(unit, self._read(unit), rows)
+            release_freed_memory()  # each table's pages as it goes: they came on top of the whole share
         ready = rows.model_ready(self._fitted())["train"]
         release_freed_memory()  # the tables read, and the targets' encoding (tens of MB on a share of millions)
         return ready
