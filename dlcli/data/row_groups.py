@@ -77,9 +77,9 @@ class Parts:
 
         One thread per row group: readers overlap whole row groups, and
         pyarrow's own column threads cost twice the CPU time for the same data.
-        The columns are read :data:`COLUMNS_AT_ONCE` at a time: decoding a whole
-        row group of 250,000 HIGGS events (29 MB as float32) took 140 MB on
-        top of the table, eight columns 41 MB.
+        The columns are read :data:`COLUMNS_AT_ONCE` at a time: reading a row
+        group of 250,000 HIGGS events (a 28 MiB table) peaked 140 MiB above
+        where it started whole, 60 MiB eight columns at a time.
         """
         try:
             with self.filesystem.open_input_file(unit.path) as file:
