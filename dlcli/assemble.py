@@ -11,7 +11,7 @@ import numpy as np
 from flax import nnx
 
 from dlcli.data.preprocess import Preprocessing
-from dlcli.engine.executables import kept_program, run_once, signature
+from dlcli.engine.executables import kept_program, run_once, signature, traced
 from dlcli.engine.validation import DiskInputs, ShardedInputs, as_inputs, model_outputs
 from dlcli.losses import LOSSES, LossFn
 from dlcli.models import build_model
@@ -36,18 +36,21 @@ class Assembled:
         return int(sum(np.size(p) for p in jax.tree.leaves(self.params)))
 
 
-def initialised(build: Callable[[], nnx.Module], abstract: bool = False) -> nnx.Module:
-    """The module ``build`` makes, its weights drawn by one compiled program (or only shaped, if ``abstract``).
+def initialised(build: Callable[[Any], nnx.Module], seed: int, abstract: bool = False, kept: tuple | None = None
+                ) -> nnx.Module:
+    """The module ``build(seed)`` makes, its weights drawn by one compiled program (or only shaped, if
+    ``abstract``).
 
     Built eagerly, every initialiser of every layer is its own small XLA
-    program; under ``jit`` the whole initialisation is one (and it is cached
-    by JAX; not kept whole: a deserialized GRU initialisation crashed its process).
+    program; under ``jit`` the whole initialisation is one, the seed its
+    argument, so that later runs load it whole whatever their seed (``kept``:
+    what ``build`` depends on, see :func:`dlcli.engine.executables.kept_program`).
     """
-    shaped = nnx.eval_shape(build)  # mistakes in [model] surface here, before any compilation
+    shaped = nnx.eval_shape(lambda: build(seed))  # mistakes in [model] surface here, before any compilation
     if abstract:
         return shaped
     graphdef, _ = nnx.split(shaped)
-    return nnx.merge(graphdef, run_once(lambda: nnx.state(build()), name="model_init"))
+    return nnx.merge(graphdef, run_once(lambda s: nnx.state(build(s)), np.int32(seed), kept=kept, name="model_init"))
 
 
 def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None, abstract: bool = False) -> Assembled:
@@ -57,7 +60,8 @@ def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None, abstra
     """
     task, build, loss_fn = components(recipe, pre)
     seed = recipe.seed if seed is None else seed
-    return split_model(task, initialised(lambda: build(seed), abstract), loss_fn)
+    kept = (traced(recipe), pre)  # what the initialisation depends on besides the seed
+    return split_model(task, initialised(build, seed, abstract, kept), loss_fn)
 
 
 def assemble_seeds(recipe: Recipe, pre: Preprocessing, seeds: list[int]) -> dict[int, Assembled]:
@@ -65,7 +69,9 @@ def assemble_seeds(recipe: Recipe, pre: Preprocessing, seeds: list[int]) -> dict
     (a stack of seeds compiles one initialisation, not one per seed)."""
     task, build, loss_fn = components(recipe, pre)
     graphdef, _ = nnx.split(nnx.eval_shape(lambda: build(seeds[0])))
-    states = run_once(jax.vmap(lambda seed: nnx.state(build(seed))), np.asarray(seeds, np.int32))  # (S, ...) leaves
+    states = run_once(jax.vmap(lambda seed: nnx.state(build(seed))), np.asarray(seeds, np.int32),
+                      kept=(traced(recipe), pre), name="model_init")  # (S, ...) leaves
+    states = jax.device_get(states)  # one copy; indexing device arrays would dispatch a program per leaf and seed
     return {seed: split_model(task, nnx.merge(graphdef, jax.tree.map(lambda leaf: leaf[i], states)), loss_fn)
             for i, seed in enumerate(seeds)}
 

@@ -109,10 +109,15 @@ def train(
 
         figure_process.start()  # matplotlib loads on another core while jax loads here
     arrow_without_pandas()  # before anything imports pyarrow's dataset module, which would load pandas
+    ahead = None
+    if not os.environ.get("DLCLI_COORDINATOR"):  # the data are read on another thread while jax loads here
+        from dlcli.read_ahead import ReadAhead
+
+        ahead = ReadAhead(loaded)
     from dlcli.report.console import make_reporter
     from dlcli.train.loop import train as train_recipe
 
-    show_result(train_recipe(loaded, out, make_reporter(json_mode=json_)), json_)
+    show_result(train_recipe(loaded, out, make_reporter(json_mode=json_), ahead), json_)
 
 
 def show_result(result, json_: bool) -> None:

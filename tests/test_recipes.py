@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import tomllib
 
-import numpy as np
 import pyarrow.csv as pacsv
 import pytest
 from typer.testing import CliRunner
@@ -28,7 +27,7 @@ def test_the_foundation_recipes_are_bundled():
 @pytest.mark.parametrize("name", bundled_names())
 def test_every_bundled_recipe_opens_with_its_command_and_validates(name):
     text = (bundled_dir() / f"{name}.toml").read_text()
-    assert text.startswith(f"# dlcli "), f"{name}.toml must open with the command that runs it"
+    assert text.startswith("# dlcli "), f"{name}.toml must open with the command that runs it"
     comment = "\n".join(line for line in text.splitlines() if line.startswith("#")).lower()
     assert "expect" in comment, f"{name}.toml's comment must state the expected result"
     raw = tomllib.loads(text)

@@ -141,6 +141,18 @@ def test_early_stopping_keeps_and_serves_the_best_epoch(tmp_path: Path):
     best = history[summary["best_epoch"] - 1]
     assert best["val_loss"] == min(r["val_loss"] for r in history)
     assert evaluate_run(result.run_dir, "val")["loss"] == pytest.approx(best["val_loss"], rel=1e-5)
+    # The train/val gap at the end is the last weights', not the best ones' (judged once, and not reused here).
+    assert summary["end_of_training"]["val"]["loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-5)
+    assert summary["end_of_training"]["val"]["loss"] > best["val_loss"]
+
+
+def test_a_run_ending_on_its_best_epoch_reports_the_same_validation_numbers_twice(tmp_path: Path):
+    result = run("overfit-demo", tmp_path, "train.epochs=1")
+    summary = result.summary
+    assert summary["best_epoch"] == 1 and summary["evaluated_on"] == "val"
+    final = summary["final"]
+    assert summary["end_of_training"]["val"] == {"loss": final["loss"], "accuracy": final["accuracy"]}
+    assert final["loss"] == pytest.approx(result.history[-1]["val_loss"], rel=1e-5)
 
 
 # -- the overfit-demo family ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 
 from dlcli.data.bundled import DATASETS
 from dlcli.errors import DlcliError
-from dlcli.models import MODELS, build_model
+from dlcli.models import build_model
 from conftest import train_recipe as run_recipe
 
 def output_shape(model, shape):

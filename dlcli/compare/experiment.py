@@ -35,7 +35,9 @@ from dlcli.recipe import LoadedRecipe, Recipe, to_toml
 
 
 # The figures of a comparison, drawn by the figure process from its files: by whether it is diagnosed.
-PLOTS = {False: "dlcli.compare.variant_plots:write_variant_plots", True: "dlcli.compare.plots:write_compare_plots"}
+# A comparison's figures, by whether it diagnoses activations: calls the figure process may draw side by side
+PLOTS = {False: ("dlcli.compare.variant_plots:write_curves", "dlcli.compare.variant_plots:write_by_value"),
+         True: ("dlcli.compare.plots:write_val_curves", "dlcli.compare.plots:write_diagnostics")}
 
 
 @dataclass
@@ -98,12 +100,13 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
 
     started, counted = time.perf_counter(), Compilations.start()
     groups = group_variants(variants)
-    prepared = prepare_groups(groups, base)
-    figure_process.start()  # every variant is sound: matplotlib loads on another core while they train
+    figure_process.start()  # matplotlib loads on another core while jax loads and the variants train
     try:
+        # The seeds' weights are drawn for all variants at once (initial_states), unless only the recipe's seed runs
+        prepared = prepare_groups(groups, base, initialise=seeds == [base.recipe.seed])
         return run_groups(groups, prepared, base, seeds, out, reporter, diagnose, started, counted)
     finally:
-        figure_process.stop()  # unused when a group failed
+        figure_process.stop()  # unused when a variant or a group failed
 
 
 def run_groups(groups: list[Group], prepared: list[list[Any]], base: LoadedRecipe, seeds: list[int], out: Path,
@@ -140,7 +143,7 @@ def run_groups(groups: list[Group], prepared: list[list[Any]], base: LoadedRecip
     summary["compilations"] = counted.since()  # "train": one per group
     summary["notes"] = notes
     write_json(run_dir / "summary.json", summary)
-    figure_process.send([(PLOTS[diagnose], (run_dir,), {})])
+    figure_process.send([(name, (run_dir,), {}) for name in PLOTS[diagnose]])
     figure_process.wait()
     return Comparison(run_dir, summary)
 
@@ -154,13 +157,15 @@ def unused_settings(loaded: LoadedRecipe) -> list[str]:
     return notes
 
 
-def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict[str, Any] | None = None
-                   ) -> list[list[Any]]:
+def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict[str, Any] | None = None,
+                   initialise: bool = True) -> list[list[Any]]:
     """Each group's setups, one per variant (data loaded once per distinct ``[data]``): every variant is
     checked before any trains.
 
     Args:
       data_by_config: loaded data by ``[data]`` and seed, kept by a caller that prepares several times.
+      initialise: draw the first variant's weights (its group's, when the group shares one program); with
+        False every variant's model is checked and shaped only, for weights drawn later.
     """
     from dlcli.train.setup import prepare
 
@@ -173,7 +178,7 @@ def prepare_groups(groups: list[Group], base: LoadedRecipe, data_by_config: dict
             key = data_key(recipe)
             # in a shared program the first variant's model serves all: the others are checked, not initialised
             setup = prepare(variant.loaded, data_by_config.get(key), inject=group.carried,
-                            shapes_only=group.carried and bool(setups[-1]))
+                            shapes_only=not initialise or (group.carried and bool(setups[-1])))
             data_by_config.setdefault(key, setup.data)
             if not setup.built.task.supervised:
                 raise DlcliError(f"{base.source}: compare and tune rank classification and regression recipes; this one "

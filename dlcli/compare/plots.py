@@ -26,11 +26,19 @@ def load_comparison(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[int, 
 
 def write_compare_plots(run_dir: Path) -> list[Path]:
     """val_curves.png (``dlcli compare``'s curves), grad_norms.png and units.png under ``run_dir/plots``."""
+    return [write_val_curves(run_dir), *write_diagnostics(run_dir)]
+
+
+def write_val_curves(run_dir: Path) -> Path:
     summary, histories = load(run_dir)
-    folder = run_dir / "plots"
-    return [plot_curves(summary, histories, folder / "val_curves.png"),
-            plot_grad_norms(summary, histories, folder / "grad_norms.png"),
-            plot_units(summary, folder / "units.png")]
+    return plot_curves(summary, histories, run_dir / "plots" / "val_curves.png")
+
+
+def write_diagnostics(run_dir: Path) -> list[Path]:
+    """grad_norms.png and units.png."""
+    summary, histories = load(run_dir)
+    return [plot_grad_norms(summary, histories, run_dir / "plots" / "grad_norms.png"),
+            plot_units(summary, run_dir / "plots" / "units.png")]
 
 
 def plot_grad_norms(summary: dict, histories: dict, path: Path) -> Path:

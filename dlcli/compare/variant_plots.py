@@ -31,14 +31,21 @@ def load(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[int, list[dict]]
     return summary, histories
 
 
-def write_variant_plots(run_dir: Path) -> list[Path]:
+def write_curves(run_dir: Path) -> Path:
     summary, histories = load(run_dir)
-    paths = [plot_curves(summary, histories, run_dir / "plots" / "curves.png")]
-    if len(summary["varied"]) == 1 and all(isinstance(r["values"].get(summary["varied"][0]), (int, float))
-                                           and not isinstance(r["values"].get(summary["varied"][0]), bool)
-                                           for r in summary["variants"]):
-        paths.append(plot_by_value(summary, run_dir / "plots" / "by_value.png"))
-    return paths
+    return plot_curves(summary, histories, run_dir / "plots" / "curves.png")
+
+
+def write_by_value(run_dir: Path) -> list[Path]:
+    """``by_value.png`` when one numeric key varies; else nothing."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if len(summary["varied"]) != 1:
+        return []
+    key = summary["varied"][0]
+    if all(isinstance(r["values"].get(key), (int, float)) and not isinstance(r["values"].get(key), bool)
+           for r in summary["variants"]):
+        return [plot_by_value(summary, run_dir / "plots" / "by_value.png")]
+    return []
 
 
 def band(runs: dict[int, list[dict]], key: str, axis: str) -> tuple[np.ndarray, ...]:

@@ -18,6 +18,7 @@ and only the targets (one number a row) are gathered.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -64,11 +65,16 @@ def memory_budget_gb(config: DataConfig) -> tuple[float, str]:
     return total / 2, f"half of this machine's {total:.0f} GB; data.memory_gb sets it"
 
 
+def process_count() -> int:
+    """The processes of this run: jax's count, or one before jax is imported (no multi-process job is joined
+    without it), so that a run's data can be read while jax loads (:mod:`dlcli.read_ahead`)."""
+    jax = sys.modules.get("jax")
+    return jax.process_count() if hasattr(jax, "process_count") else 1  # (absent while jax is half imported)
+
+
 def plan_reading(config: DataConfig, rows: int, columns: int) -> Reading:
     """Stream when ``data.stream`` says so, or ("auto") when a process's share would not fit the budget."""
-    import jax
-
-    processes = jax.process_count()
+    processes = process_count()
     budget, source = memory_budget_gb(config)
     data_gb = rows * columns * 4 / GB
     if config.stream == "auto":

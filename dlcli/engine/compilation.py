@@ -35,8 +35,11 @@ def cache_dir() -> Path | None:
     return Path(platformdirs.user_cache_dir("dlcli")) / "xla"
 
 
+_estimating = [False]  # lowering a function only for its cost: not a program of the run
+
+
 def _on_duration(event: str, duration: float, fun_name: str = "", **_) -> None:
-    if event == LOWERED:
+    if event == LOWERED and not _estimating[0]:
         _counts["programs"] += 1
         _counts["train"] += TRAIN_PROGRAM in fun_name
 
@@ -44,6 +47,18 @@ def _on_duration(event: str, duration: float, fun_name: str = "", **_) -> None:
 def _on_event(event: str, **_) -> None:
     if event == CACHE_HIT:
         _counts["from_cache"] += 1
+
+
+def estimated_flops(fn: Callable, *args: Any) -> float:
+    """XLA's estimate of the arithmetic of ``fn`` on ``args`` (arrays or shapes): lowered, never compiled, and
+    not counted among the run's programs."""
+    _estimating[0] = True
+    try:
+        analysis = jax.jit(fn).lower(*args).cost_analysis()
+    finally:
+        _estimating[0] = False
+    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+    return float((analysis or {}).get("flops", 0.0))
 
 
 def count_loaded(fun_name: str) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 from dlcli.assemble import Predictor
 from dlcli.data.feed import Feed
 from dlcli.engine import executables
-from dlcli.engine.compilation import QUICK, SHORT, TRAIN_PROGRAM
+from dlcli.engine.compilation import QUICK, SHORT, TRAIN_PROGRAM, estimated_flops
 from dlcli.engine.program import MAX_GATHERED_BYTES, Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
 from dlcli.heap import release_freed_memory
@@ -42,8 +42,9 @@ CALL_SECONDS = 0.25
 # since without backend optimisation a deep narrow MLP ran its epochs several times slower). Below the
 # second, optimise with XLA:CPU's classic emitters: quicker to compile (digits-mlp 1.5 s -> 0.6 s, the HIGGS
 # MLP 2.4 s -> 1.8 s) though up to 1.4x slower to run wide layers (the HIGGS MLP), which costs less than the
-# compile time saved for runs this short (HIGGS, 1 epoch of 800k events: 1.4e10). Above, the fusion emitters.
-COMPILE_TIERS = ((1e8, "quick start", QUICK), (3e10, "short run", SHORT), (math.inf, "speed", None))
+# compile time saved for runs this short (HIGGS, 1 epoch of 800k events: 1.0e10). Above, the fusion emitters.
+# (iris-mlp: 1.6e7; breast-cancer-mlp, the smallest optimised: 8.7e7.)
+COMPILE_TIERS = ((4e7, "quick start", QUICK), (3e10, "short run", SHORT), (math.inf, "speed", None))
 
 
 @dataclass
@@ -275,7 +276,7 @@ class Engine:
                 self._compiled, self.compiled_for = loaded
             else:
                 lowered = self.program.lower(*args)
-                flops = self.training_flops(lowered)
+                flops = self.training_flops(args[0])
                 _, self.compiled_for, options = next(tier for tier in COMPILE_TIERS if flops < tier[0])
                 self._compiled = (executables.compile_and_keep(lowered, options, key, self.compiled_for) if key
                                   else lowered.compile(options))
@@ -283,13 +284,16 @@ class Engine:
             self.compile_seconds = time.perf_counter() - tick
         return self._compiled
 
-    def training_flops(self, lowered) -> float:
-        """XLA's estimate of the whole run's arithmetic: a loop body counts once, so one step (and one
-        epoch end) per call, times the steps of every epoch."""
-        analysis = lowered.cost_analysis()
-        analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
-        plan = self.layout.plan
-        return float((analysis or {}).get("flops", 0.0)) * plan.padded_steps * self.setup.recipe.train.epochs
+    def training_flops(self, carry: Carry) -> float:
+        """XLA's estimate of the whole run's training arithmetic: one member's step, lowered on its own, times
+        every step of every member. (The block's own estimate counts a loop body once, and with it an epoch
+        end per step: evaluating HIGGS's 200k held-out events made a 1-epoch run look 20x larger.)"""
+        size = self.layout.plan.batch_size
+        x, y = (jax.ShapeDtypeStruct((size, *a.shape[1:]), a.dtype) for a in self.source.example())
+        batch = (x, y, jax.ShapeDtypeStruct((size,), np.float32))
+        state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), carry.state)
+        steps = self.layout.plan.padded_steps * self.setup.recipe.train.epochs * self.members
+        return estimated_flops(self.step, state, *batch) * steps
 
     def absorb(self, outs: dict[str, Any], count: int, seconds: float, progress: Progress, reporter,
                on_epoch, carry) -> None:

@@ -166,7 +166,10 @@ def kept_program(fn: Callable, args: tuple, parts: tuple | None, name: str, opti
     loaded = load_executable(key, name)
     if loaded is not None:
         return loaded[0]
-    return compile_and_keep(jitted.lower(*args), options, key)
+    lowered = jitted.lower(*args)
+    if "custom_call" in lowered.as_text():  # e.g. LAPACK's QR of an orthogonal initialiser: deserialized, it
+        return lowered.compile(options)  # crashed its process (a GRU's initialisation); JAX's cache serves it
+    return compile_and_keep(lowered, options, key)
 
 
 def compile_and_keep(lowered: Any, options: dict | None, key: str, compiled_for: str = "") -> Any:

@@ -26,7 +26,7 @@ from jax.tree_util import register_pytree_node_class
 
 from dlcli.data.aligned import zeros_aligned
 from dlcli.data.spill import SpilledRows
-from dlcli.train.batches import eval_indices
+from dlcli.train.batches import eval_shape
 
 EVAL_BATCH = 4096  # rows a forward pass of evaluation takes at once
 
@@ -105,8 +105,12 @@ def model_outputs(model: Callable, inputs, batch_size: int = EVAL_BATCH) -> jax.
         return disk_outputs(model, inputs.rows, batch_size)
     if isinstance(inputs, ShardedInputs):
         return sharded_outputs(model, inputs)
-    idx, n = eval_indices(len(inputs), batch_size)
-    outputs = jax.lax.map(lambda i: model(inputs[i]), jnp.asarray(idx))  # (S, B, ...)
+    n = len(inputs)
+    steps, size = eval_shape(n, batch_size)
+    # Indices made in the program, not a constant of n integers in it (which XLA then carries and folds).
+    idx = jax.lax.iota(jnp.int32, steps * size)
+    idx = jnp.where(idx < n, idx, 0).reshape(steps, size)
+    outputs = jax.lax.map(lambda i: model(inputs[i]), idx)  # (S, B, ...)
     return outputs.reshape(-1, *outputs.shape[2:])[:n]
 
 

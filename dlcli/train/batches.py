@@ -65,10 +65,15 @@ def epoch_indices(n: int, plan: Plan, seed: int, epoch: int, shuffle: bool = Tru
     return idx.reshape(shape), weight.reshape(shape)
 
 
+def eval_shape(n: int, batch_size: int = 4096) -> tuple[int, int]:
+    """(S, B): the batches of at most ``batch_size`` that cover ``n`` rows in order."""
+    size = min(batch_size, n)
+    return math.ceil(n / size), size
+
+
 def eval_indices(n: int, batch_size: int = 4096) -> tuple[np.ndarray, int]:
     """(S, B) indices covering 0..n-1 in order (padded with 0) and the real count."""
-    size = min(batch_size, n)
-    steps = math.ceil(n / size)
+    steps, size = eval_shape(n, batch_size)
     idx = np.zeros(steps * size, np.int32)
     idx[:n] = np.arange(n)
     return idx.reshape(steps, size), n

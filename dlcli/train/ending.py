@@ -36,11 +36,14 @@ def environment() -> dict[str, Any]:
             "device": f"{device.platform}:{getattr(device, 'device_kind', '')} x{jax.device_count()}"}
 
 
-def fit_report(setup: Setup, predictor: Predictor, state: TrainState) -> dict[str, dict[str, float]]:
+def fit_report(setup: Setup, predictor: Predictor, state: TrainState, judged: "Judged | None" = None
+               ) -> dict[str, dict[str, float]]:
     """Loss and accuracy of the last weights on the training and validation splits, in evaluation mode.
 
     The train/val gap of the finished network: how much it fits the examples
     it saw better than the ones it did not (overfitting, see overfit-demo).
+    ``judged``: the best weights' judgement, reused for its split when the
+    last weights are the best ones (a forward pass over it spared).
     """
     built, out = setup.built, {}
     if not built.task.supervised:
@@ -48,16 +51,20 @@ def fit_report(setup: Setup, predictor: Predictor, state: TrainState) -> dict[st
     for split in ("train", "val"):
         if split in setup.data.splits:  # loss and accuracy (or MSE) only: no full report of a large training split
             y = setup.data.splits[split][1]
-            _, losses, predictions = predictor.judge(built, state.params, state.rest, setup.device_inputs(split), y)
+            if judged is not None and judged.split == split:
+                loss, predictions = judged.report["loss"], judged.predictions
+            else:
+                _, losses, predictions = predictor.judge(built, state.params, state.rest, setup.device_inputs(split),
+                                                         y)
+                loss = float(losses.mean())
             if not np.isfinite(predictions).all():
-                out[split] = {"loss": float(losses.mean())}
+                out[split] = {"loss": loss}
             elif built.task.classifies:
-                out[split] = {"loss": float(losses.mean()),
-                              "accuracy": float(np.mean(metrics.predicted_classes(predictions) == y))}
+                out[split] = {"loss": loss, "accuracy": float(np.mean(metrics.predicted_classes(predictions) == y))}
             else:
                 errors = (np.asarray(predictions, np.float64).reshape(len(y), -1)
                           - np.asarray(y, np.float64).reshape(len(y), -1))
-                out[split] = {"loss": float(losses.mean()), "mse": float(np.mean(errors ** 2))}
+                out[split] = {"loss": loss, "mse": float(np.mean(errors ** 2))}
     return out
 
 

@@ -27,6 +27,7 @@ from dlcli.checkpoint import create_run_dir, ensure_writable, run_lock, write_js
 from dlcli.engine.driver import Diverged, Engine, Progress
 from dlcli.engine.program import Carry
 from dlcli.errors import DlcliError
+from dlcli.read_ahead import ReadAhead
 from dlcli.recipe import LoadedRecipe, load_recipe, to_toml
 from dlcli.report import figure_process
 from dlcli.report.console import QuietReporter
@@ -47,28 +48,29 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def train(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
+def train(loaded: LoadedRecipe, out: Path, reporter, ahead: ReadAhead | None = None) -> RunResult:
     """Train a recipe end to end and write its run directory.
 
     Args:
       loaded: the validated recipe (see :func:`dlcli.recipe.load_recipe`).
       out: the folder under which ``<name>/<timestamp>/`` is created.
       reporter: receives progress (see :mod:`dlcli.report.console`).
+      ahead: the recipe's data, being read since the recipe was checked (one process only).
     """
     maybe_initialize_distributed()
     if not is_primary():  # the other processes of a multi-process run compute, process 0 writes
         with tempfile.TemporaryDirectory(prefix="dlcli-worker-") as scratch:
             return train_here(loaded, Path(scratch), QuietReporter())
     try:
-        return train_here(loaded, out, reporter)
+        return train_here(loaded, out, reporter, ahead)
     finally:
         figure_process.stop()  # unused when the run failed or stopped before its figures
 
 
-def train_here(loaded: LoadedRecipe, out: Path, reporter) -> RunResult:
+def train_here(loaded: LoadedRecipe, out: Path, reporter, ahead: ReadAhead | None = None) -> RunResult:
     recipe = loaded.recipe
     ensure_writable(out / recipe.name)  # fail before loading data, not after
-    setup = prepare(loaded)
+    setup = prepare(loaded, data=ahead.result() if ahead is not None else None)
     if is_primary():  # the recipe and its data are sound: this run will draw its figures
         figure_process.start()
     state = setup.initial_state()
@@ -186,8 +188,9 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, progress: Prog
         judged = judge_best(run_dir, setup, final, progress, engine)  # its figures are drawn while we go on
         save_resumable(checkpoints, final, progress.snapshot())
     ended = "early_stopped" if len(progress.history) < recipe.train.epochs else "completed"
+    last_is_best = int(final.stop.best_epoch) == len(progress.history)  # the best weights are the last ones
     summary = finish(run_dir, setup, final, progress, ended, time.perf_counter() - started, engine, judged,
-                     end_of_training=fit_report(setup, engine.predictor, final.state))
+                     end_of_training=fit_report(setup, engine.predictor, final.state, judged if last_is_best else None))
     write_task_figures(run_dir / "plots", setup, final.state, final.best)  # autoencoders and GANs: what they learned
     return RunResult(run_dir, summary, progress.history)
 
