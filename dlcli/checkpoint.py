@@ -129,8 +129,15 @@ def _to_storable(tree: Any) -> dict[str, np.ndarray]:
     for i, leaf in enumerate(leaves):
         if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             leaf = jax.random.key_data(leaf)
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable and leaf.is_fully_replicated:
+            leaf = leaf.addressable_data(0)  # a carry replicated over processes: this process holds all of it
         out[f"{i:05d}"] = np.asarray(leaf)
     return out
+
+
+def _replicated(tree: Any) -> bool:
+    """Every leaf held whole by every process (a multi-process run's carry), so one process can write it."""
+    return all(not isinstance(leaf, jax.Array) or leaf.is_fully_replicated for leaf in jax.tree.leaves(tree))
 
 
 SMALL_CHECKPOINT_BYTES = 64 * 2**20
@@ -174,9 +181,16 @@ def save_checkpoint(path: Path, tree: Any, meta: dict[str, Any] | None = None) -
     # A kill leaves these half written; orbax would warn about (and remove) its own temporary folder.
     for leftover in (fresh, old, *path.parent.glob(f"{fresh.name}.orbax-checkpoint-tmp*")):
         shutil.rmtree(leftover, ignore_errors=True)
-    storable = _to_storable(tree)
+    # A small replicated tree is written by process 0 alone, without orbax (whose import alone kept 30 MB in
+    # every process of a multi-process run, BENCHMARKS.md); the other processes hold the same values.
+    replicated = jax.process_count() == 1 or _replicated(tree)
+    storable = _to_storable(tree) if replicated else None
+    small = replicated and sum(leaf.nbytes for leaf in storable.values()) <= SMALL_CHECKPOINT_BYTES
+    if small and jax.process_index() != 0:
+        return
+    storable = storable if storable is not None else _to_storable(tree)
     try:
-        if jax.process_count() == 1 and sum(leaf.nbytes for leaf in storable.values()) <= SMALL_CHECKPOINT_BYTES:
+        if small:
             fresh.mkdir(parents=True)
             files.write_bytes(fresh / AGGREGATE_FILE, _packed(storable))
         else:

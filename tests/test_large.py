@@ -106,3 +106,45 @@ def test_two_processes_each_read_half_and_reach_the_one_process_accuracy(spark_f
     assert 0.4 < data["local_rows"] / single.summary["data"]["local_rows"] < 0.6
     assert shared["final"]["examples"] == single.summary["final"]["examples"]  # the same held-out rows
     assert abs(shared["final"]["accuracy"] - single.summary["final"]["accuracy"]) < 0.015
+
+
+SHARED_VALIDATION = """
+import json, sys
+import jax, numpy as np
+from dlcli.engine.program import EpochSpec, epoch_record
+from dlcli.engine.validation import shard_held_out
+from dlcli.recipe import load_recipe
+from dlcli.train.setup import prepare
+from dlcli.train.sharding import gather_rows, maybe_initialize_distributed
+
+maybe_initialize_distributed()
+setup = prepare(load_recipe("higgs-mlp", sys.argv[1:]))
+share, y = setup.data.splits["val"]
+x = share.release()
+whole = gather_rows(x)  # every process's rows in process order, as one process would hold them
+built, put = setup.built, setup.placement.put_replicated
+spec = EpochSpec(built.task, built.loss_fn, built.eval_graph, setup.wanted, setup.stopping, setup.schedule)
+sums = put({"loss": np.float32(1.0), "count": np.float32(1.0), "correct": np.float32(1.0)})
+record = jax.jit(lambda state, val: epoch_record(spec, sums, state, val))
+state, targets = put(setup.initial_state()), put(y)
+shared = record(state, (shard_held_out(x, setup.placement.mesh), targets))
+resident = record(state, (put(whole), targets))
+print(json.dumps({"rows": len(whole), **{key: [float(shared[key]), float(resident[key])] for key in shared}}))
+"""
+
+
+def test_two_processes_validate_like_one_process_holding_every_row(spark_folder: Path, tmp_path: Path):
+    """Each process keeps only its held-out rows, yet the epoch's validation numbers are those of the whole split."""
+    command = [sys.executable, "-c", SHARED_VALIDATION, *settings(spark_folder, "data.validation_split=0.3")]
+    coordinator = f"localhost:{free_port()}"
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                                env={**os.environ, "DLCLI_COORDINATOR": coordinator, "DLCLI_NUM_PROCESSES": "2",
+                                     "DLCLI_PROCESS_ID": str(i)}) for i in range(2)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (_, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err
+    numbers = json.loads(outputs[0][0].strip().splitlines()[-1])
+    assert abs(numbers.pop("rows") - 0.3 * ROWS) < 0.01 * ROWS  # held out per row group, rounded there
+    assert {"val_loss", "val_accuracy", "val_auc"} <= set(numbers)
+    for key, (shared, resident) in numbers.items():
+        assert shared == pytest.approx(resident, rel=1e-6, abs=1e-7), key

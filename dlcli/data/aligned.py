@@ -14,7 +14,7 @@ import numpy as np
 ALIGNMENT = 64  # bytes: what JAX on a CPU needs to use an array's memory in place
 
 
-def zeros_aligned(shape: tuple[int, int]) -> np.ndarray:
+def zeros_aligned(shape: tuple[int, ...]) -> np.ndarray:
     """A float32 matrix of zeros on fresh pages (page-aligned, so 64-byte aligned), every page mapped
     before the rows arrive: first touches of pages at random rows cost three times the writes, and the
     kernel maps them all at once (MAP_POPULATE) faster still than touching them in order."""

@@ -121,10 +121,9 @@ def fed_data(config: DataConfig, seed: int, files: DataFiles, features: list[str
         raise DlcliError(f"data: a {'streamed' if reading.stream else 'shared'} data set is judged on held-out rows, "
                          "and data.validation_split and data.test_split are both 0. Set data.validation_split "
                          "(e.g. 0.1).")
-    if not reading.stream:  # this process's share, held in memory
-        x, y = feed.training_arrays()
-        feed = ArrayFeed(x, y, seed, largest_share=feed.largest_share, examples=feed.examples, process=process,
-                         processes=processes)
+    if not reading.stream:  # this process's share, held in memory, read once the training program is compiled
+        feed = ArrayFeed.read_later(feed.training_arrays, feed.local_examples, seed, largest_share=feed.largest_share,
+                                    examples=feed.examples, process=process, processes=processes)
     return Prepared(splits, pre, feed=feed, reading=replace(reading, local_rows=feed.local_examples))
 
 

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from dlcli.errors import DlcliError
 
 TRAIN, VAL, TEST = 0, 1, 2  # a row's split code
+COLUMNS_AT_ONCE = 8  # columns of a row group decoded together (see Parts.read)
 SPLIT_CODES = {"train": TRAIN, "val": VAL, "test": TEST}
 
 
@@ -76,11 +77,17 @@ class Parts:
 
         One thread per row group: readers overlap whole row groups, and
         pyarrow's own column threads cost twice the CPU time for the same data.
+        The columns are read :data:`COLUMNS_AT_ONCE` at a time: reading a row
+        group of 250,000 HIGGS events (a 28 MiB table) peaked 140 MiB above
+        where it started whole, 60 MiB eight columns at a time.
         """
         try:
             with self.filesystem.open_input_file(unit.path) as file:
-                return pq.ParquetFile(file, metadata=self.footers[unit.path]).read_row_group(
-                    unit.row_group, list(columns), use_threads=False)
+                parquet = pq.ParquetFile(file, metadata=self.footers[unit.path])
+                parts = [parquet.read_row_group(unit.row_group, list(columns[at:at + COLUMNS_AT_ONCE]), use_threads=False)
+                         for at in range(0, len(columns), COLUMNS_AT_ONCE)]
+                return pa.Table.from_arrays([c for part in parts for c in part.columns],
+                                            names=[n for part in parts for n in part.column_names])
         except (OSError, pa.ArrowException) as error:
             raise DlcliError(f"data part '{unit.path}': row group {unit.row_group} cannot be read ({error}). The file "
                              "is damaged: rewrite it, or remove it from the data set.") from None

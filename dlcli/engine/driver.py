@@ -230,6 +230,10 @@ class Engine:
                 if np.all(jax.device_get(carry.stop.stopped | carry.diverged)):  # every member frozen
                     progress.finished = True
                     break
+            if self._compiled is None and self.source.shapes() is not None:
+                # A feed's chunk shapes are known before any is read: compiled now, the compiler's working
+                # memory is handed back before this process reads its share of the data (ArrayFeed.read_later)
+                self.compiled((carry, (), self.val, self.source.shapes(), np.zeros(1, bool), np.ones(1, bool)))
             remaining = (epochs - progress.epoch + 1) * plan.chunks - progress.chunk
             count = 1 if per_row is None else int(np.clip(CALL_SECONDS / max(per_row, 1e-9), 1,
                                                           self.layout.rows_per_call))
@@ -378,6 +382,10 @@ class ResidentRows:
         pairs = [epoch_indices(engine.examples, engine.layout.plan, seed, epoch) for seed in engine.seeds]
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
+    def shapes(self) -> None:
+        """None: a call's index arrays are made with its rows (see :meth:`FedRows.shapes`)."""
+        return None
+
     def prefetch(self, epoch: int, chunk: int) -> None:
         pass
 
@@ -410,6 +418,14 @@ class FedRows:
             return np.zeros((1, *self.input_shape), np.float32), y[:1]
         first = next(iter(self.feed.chunks(1, 0, 1)))
         return first.x, first.y
+
+    def shapes(self) -> tuple[jax.ShapeDtypeStruct, ...]:
+        """The placed (1, S, B, ...) inputs, targets and weights of a call, as :meth:`place` makes them, unread."""
+        x, y = self.example()
+        sharding = self.placement.local_rows_sharding
+        batch = self.plan.batch_size * jax.process_count()
+        return tuple(jax.ShapeDtypeStruct((1, self.plan.steps_per_chunk, batch, *shape), dtype, sharding=sharding)
+                     for shape, dtype in ((x.shape[1:], np.float32), (y.shape[1:], y.dtype), ((), np.float32)))
 
     def rows(self, epoch: int, chunk: int, count: int, padded: int) -> tuple[Any, tuple, np.ndarray, np.ndarray]:
         ready, self._ready = self._ready, None

@@ -10,7 +10,7 @@ whichever way its inputs are held:
 - spread over processes (:class:`ShardedInputs`): each process places its own
   rows as its part of a global (S, B, ...) array split along the batch, the
   model runs where the rows are, and only the outputs (one number or a few a
-  row) are assembled, in the order of the gathered targets.
+  row) are assembled, in the order of the gathered targets (process order).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.tree_util import register_pytree_node_class
 
+from dlcli.data.aligned import zeros_aligned
 from dlcli.data.spill import SpilledRows
 from dlcli.train.batches import eval_shape
 
@@ -51,20 +52,22 @@ class DiskInputs:
 
 @register_pytree_node_class
 class ShardedInputs:
-    """Every process's held-out rows as one (S, B, ...) array split along B, and where each row goes.
+    """Every process's held-out rows as one (S, B, ...) array split along B, and where each process's rows are.
 
-    ``position`` (S, B) int32 holds each row's index in the split's order (the
-    targets gathered in process order), or ``total`` for padding.
+    Process p's rows fill columns ``[start, start + width)`` of every step, in
+    order, then padding: ``blocks[p] = (start, count)`` with ``count`` its rows,
+    and ``width`` the columns each process holds (static: the program slices
+    them out instead of scattering rows by a gathered index).
     """
 
-    def __init__(self, x: jax.Array, position: jax.Array, mesh: Mesh, total: int):
-        self.x, self.position, self.mesh, self.total = x, position, mesh, total
+    def __init__(self, x: jax.Array, mesh: Mesh, blocks: tuple[tuple[int, int], ...], width: int):
+        self.x, self.mesh, self.blocks, self.width = x, mesh, blocks, width
 
     def __len__(self) -> int:
-        return self.total
+        return sum(count for _, count in self.blocks)
 
     def tree_flatten(self):
-        return (self.x, self.position), (self.mesh, self.total)
+        return (self.x,), (self.mesh, self.blocks, self.width)
 
     @classmethod
     def tree_unflatten(cls, aux, children):
@@ -75,20 +78,24 @@ def shard_held_out(x: np.ndarray, mesh: Mesh) -> ShardedInputs:
     """This process's rows ``x`` (n, ...) placed as its part of every batch of a split spread over processes."""
     from jax.experimental.multihost_utils import process_allgather
 
-    processes, process = jax.process_count(), jax.process_index()
+    processes = jax.process_count()
     counts = np.asarray(process_allgather(np.array([len(x)], np.int64))).reshape(-1)
     batch = mesh.size * math.ceil(EVAL_BATCH / mesh.size)
     local = batch // processes  # every process holds as many devices of the mesh
     steps = max(1, math.ceil(int(counts.max()) / local))
-    rows = np.zeros((steps * local, *x.shape[1:]), np.float32)
+    # Page-aligned, so that JAX on a CPU places the rows in place: one copy of the share, not two
+    rows = zeros_aligned((steps * local, math.prod(x.shape[1:]))).reshape(steps * local, *x.shape[1:])
     rows[:len(x)] = x
-    position = np.full(steps * local, int(counts.sum()), np.int32)
-    position[:len(x)] = int(counts[:process].sum()) + np.arange(len(x))
+    del x  # the caller handed its only reference over: the unpadded share goes now
     sharding = NamedSharding(mesh, PartitionSpec(None, "data"))
-    placed = jax.make_array_from_process_local_data(sharding, rows.reshape(steps, local, *x.shape[1:]),
-                                                    (steps, batch, *x.shape[1:]))
-    where = jax.make_array_from_process_local_data(sharding, position.reshape(steps, local), (steps, batch))
-    return ShardedInputs(placed, where, mesh, int(counts.sum()))
+    global_shape = (steps, batch, *rows.shape[1:])
+    placed = jax.make_array_from_process_local_data(sharding, rows.reshape(steps, local, *rows.shape[1:]), global_shape)
+    # Each process's devices hold one contiguous run of columns (make_array_from_process_local_data places the
+    # local rows so): its first column, from where the mesh puts its devices.
+    starts = [batch] * processes
+    for device, index in sharding.devices_indices_map(global_shape).items():
+        starts[device.process_index] = min(starts[device.process_index], index[1].start or 0)
+    return ShardedInputs(placed, mesh, tuple((start, int(n)) for start, n in zip(starts, counts)), local)
 
 
 def model_outputs(model: Callable, inputs, batch_size: int = EVAL_BATCH) -> jax.Array:
@@ -121,10 +128,11 @@ def disk_outputs(model: Callable, rows: SpilledRows, batch_size: int) -> jax.Arr
 
 def sharded_outputs(model: Callable, inputs: ShardedInputs) -> jax.Array:
     outputs = jax.lax.map(model, inputs.x)  # (S, B, ...), split along B as the rows are
-    flat = outputs.reshape(-1, *outputs.shape[2:])
-    whole = jnp.zeros((inputs.total, *flat.shape[1:]), flat.dtype)
-    whole = whole.at[inputs.position.reshape(-1)].set(flat, mode="drop")  # padding's position is out of bounds
-    return jax.lax.with_sharding_constraint(whole, NamedSharding(inputs.mesh, PartitionSpec()))
+    # One gathered copy (S, B, ...) and the split in process order (N, ...): the epoch end's largest buffers
+    gathered = jax.lax.with_sharding_constraint(outputs, NamedSharding(inputs.mesh, PartitionSpec()))
+    parts = [gathered[:, start:start + inputs.width].reshape(-1, *outputs.shape[2:])[:count]
+             for start, count in inputs.blocks]
+    return jnp.concatenate(parts)
 
 
 def as_inputs(x):

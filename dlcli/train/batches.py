@@ -34,12 +34,9 @@ def make_plan(n: int, batch_size: int | str, chunks: int) -> Plan:
     return Plan(size, steps, chunks, math.ceil(steps / chunks))
 
 
-FED_ROWS = 1 << 18  # rows a fed call trains on (per process): about 30 MB of HIGGS, a fraction of a second
-
-
 def fed_plan(feed, batch_size: int | str, chunks: int | None, processes: int) -> Plan:
-    """The plan of a :class:`~dlcli.data.feed.Feed`: chunks of about :data:`FED_ROWS` rows (or
-    ``train.chunks_per_epoch`` chunks an epoch), one a call.
+    """The plan of a :class:`~dlcli.data.feed.Feed`: chunks of about the feed's ``chunk_rows`` rows a process
+    (or ``train.chunks_per_epoch`` chunks an epoch), one a call.
 
     Each process serves ``batch_size / processes`` rows of every batch from its
     share, so the plan is the largest share's at that local batch size.
@@ -50,7 +47,7 @@ def fed_plan(feed, batch_size: int | str, chunks: int | None, processes: int) ->
                          f"each feed their share of every batch. Set it to a multiple of {processes}.")
     local = min(size // processes, feed.largest_share)
     steps = math.ceil(feed.largest_share / local)
-    return make_plan(feed.largest_share, local, chunks or math.ceil(steps * local / FED_ROWS))
+    return make_plan(feed.largest_share, local, chunks or math.ceil(steps * local / feed.chunk_rows))
 
 
 def epoch_indices(n: int, plan: Plan, seed: int, epoch: int, shuffle: bool = True) -> tuple[np.ndarray, np.ndarray]:

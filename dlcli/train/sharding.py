@@ -71,12 +71,16 @@ class Placement:
     def put_batches(self, array: np.ndarray) -> jax.Array:
         return jax.device_put(array, self.batch_sharded(array.ndim))
 
+    @property
+    def local_rows_sharding(self) -> NamedSharding:
+        """(G, S, B, ...) arrays split along their batch axis B."""
+        return NamedSharding(self.mesh, PartitionSpec(None, None, "data"))
+
     def put_local_rows(self, array: np.ndarray) -> jax.Array:
         """(G, S, B_local, ...) rows of this process's share as one global (G, S, B, ...) array, split along
         the batch axis: every process contributes its own examples of every batch, none holds another's."""
-        sharding = NamedSharding(self.mesh, PartitionSpec(None, None, "data"))
         global_shape = (*array.shape[:2], array.shape[2] * jax.process_count(), *array.shape[3:])
-        return jax.make_array_from_process_local_data(sharding, array, global_shape)
+        return jax.make_array_from_process_local_data(self.local_rows_sharding, array, global_shape)
 
 
 def placement_for(batch_size: int) -> Placement:
