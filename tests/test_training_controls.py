@@ -151,7 +151,8 @@ def test_a_run_ending_on_its_best_epoch_reports_the_same_validation_numbers_twic
     summary = result.summary
     assert summary["best_epoch"] == 1 and summary["evaluated_on"] == "val"
     final = summary["final"]
-    assert summary["end_of_training"]["val"] == {"loss": final["loss"], "accuracy": final["accuracy"]}
+    assert summary["end_of_training"]["val"] == {"loss": final["loss"], "accuracy": final["accuracy"],
+                                                 "examples": final["examples"]}
     assert final["loss"] == pytest.approx(result.history[-1]["val_loss"], rel=1e-5)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from dlcli.assemble import Predictor
 from dlcli.data.feed import Feed
 from dlcli.engine import executables
-from dlcli.engine.compilation import COMPILE_TIERS, TRAIN_PROGRAM, compile_tier, estimated_flops
+from dlcli.engine.compilation import COMPILE_TIERS, TRAIN_PROGRAM, compile_tier, estimated_flops, flops_of
 from dlcli.engine.program import MAX_GATHERED_BYTES, Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
 from dlcli.heap import release_freed_memory
@@ -268,7 +268,7 @@ class Engine:
                 self._compiled, self.compiled_for = loaded
             else:
                 lowered = self.program.lower(*args)
-                flops = self.training_flops(args[0])
+                flops = self.training_flops(args[0], lowered)
                 self.compiled_for, options = compile_tier(flops)
                 self._compiled = (executables.compile_and_keep(lowered, options, key, self.compiled_for) if key
                                   else lowered.compile(options))
@@ -276,16 +276,20 @@ class Engine:
             self.compile_seconds = time.perf_counter() - tick
         return self._compiled
 
-    def training_flops(self, carry: Carry) -> float:
+    def training_flops(self, carry: Carry, lowered) -> float:
         """XLA's estimate of the whole run's training arithmetic: one member's step, lowered on its own, times
         every step of every member. (The block's own estimate counts a loop body once, and with it an epoch
-        end per step: evaluating HIGGS's 200k held-out events made a 1-epoch run look 20x larger.)"""
+        end per step: evaluating HIGGS's 200k held-out events made a 1-epoch run look 20x larger. It is an
+        upper bound, enough to tell a trivial run without lowering its step.)"""
+        steps = self.layout.plan.padded_steps * self.setup.recipe.train.epochs
+        bound = flops_of(lowered) * steps
+        if bound < COMPILE_TIERS[0][0]:
+            return bound
         size = self.layout.plan.batch_size
         x, y = (jax.ShapeDtypeStruct((size, *a.shape[1:]), a.dtype) for a in self.source.example())
         batch = (x, y, jax.ShapeDtypeStruct((size,), np.float32))
         state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), carry.state)
-        steps = self.layout.plan.padded_steps * self.setup.recipe.train.epochs * self.members
-        return estimated_flops(self.step, state, *batch) * steps
+        return estimated_flops(self.step, state, *batch) * steps * self.members
 
     def absorb(self, outs: dict[str, Any], count: int, seconds: float, progress: Progress, reporter,
                on_epoch, carry) -> None:

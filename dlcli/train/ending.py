@@ -36,12 +36,19 @@ def environment() -> dict[str, Any]:
             "device": f"{device.platform}:{getattr(device, 'device_kind', '')} x{jax.device_count()}"}
 
 
+TRAIN_ROWS_JUDGED = 65_536  # training rows the end-of-training report judges at least (all, when fewer)
+
+
 def fit_report(setup: Setup, predictor: Predictor, state: TrainState, judged: "Judged | None" = None
                ) -> dict[str, dict[str, float]]:
     """Loss and accuracy of the last weights on the training and validation splits, in evaluation mode.
 
     The train/val gap of the finished network: how much it fits the examples
     it saw better than the ones it did not (overfitting, see overfit-demo).
+    A large training split is judged on as many of its rows as the
+    validation split has (at least :data:`TRAIN_ROWS_JUDGED`), drawn with the
+    recipe's seed: the same program judges both, and the gap is measured
+    like with like (``examples`` says how many rows).
     ``judged``: the best weights' judgement, reused for its split when the
     last weights are the best ones (a forward pass over it spared).
     """
@@ -50,12 +57,14 @@ def fit_report(setup: Setup, predictor: Predictor, state: TrainState, judged: "J
         return out
     for split in ("train", "val"):
         if split in setup.data.splits:  # loss and accuracy (or MSE) only: no full report of a large training split
-            y = setup.data.splits[split][1]
+            x, y = setup.data.splits[split]
             if judged is not None and judged.split == split:
                 loss, predictions = judged.report["loss"], judged.predictions
             else:
-                _, losses, predictions = predictor.judge(built, state.params, state.rest, setup.device_inputs(split),
-                                                         y)
+                inputs = setup.device_inputs(split)
+                if split == "train" and isinstance(x, np.ndarray):
+                    inputs, y = judged_sample(setup, x, y)
+                _, losses, predictions = predictor.judge(built, state.params, state.rest, inputs, y)
                 loss = float(losses.mean())
             if not np.isfinite(predictions).all():
                 out[split] = {"loss": loss}
@@ -65,7 +74,19 @@ def fit_report(setup: Setup, predictor: Predictor, state: TrainState, judged: "J
                 errors = (np.asarray(predictions, np.float64).reshape(len(y), -1)
                           - np.asarray(y, np.float64).reshape(len(y), -1))
                 out[split] = {"loss": loss, "mse": float(np.mean(errors ** 2))}
+            out[split]["examples"] = int(len(y))
     return out
+
+
+def judged_sample(setup: Setup, x: np.ndarray, y: np.ndarray) -> tuple[Any, np.ndarray]:
+    """The training rows the end-of-training report judges: all of them, or a seeded draw of as many as the
+    validation split has (at least :data:`TRAIN_ROWS_JUDGED`), placed as the splits are."""
+    val = setup.data.splits.get("val")
+    rows = max(len(val[1]) if val is not None else 0, TRAIN_ROWS_JUDGED)
+    if len(y) <= rows:
+        return setup.device_inputs("train"), y
+    chosen = np.sort(np.random.default_rng(setup.recipe.seed).choice(len(y), rows, replace=False))
+    return setup.placement.put_replicated(np.ascontiguousarray(x[chosen])), y[chosen]
 
 
 def split_report(setup: Setup, predictor: Predictor, state: TrainState, split: str
