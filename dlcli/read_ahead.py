@@ -36,6 +36,10 @@ class ReadAhead:
 
     def result(self) -> "Prepared":
         """The prepared data, or what reading them raised (a DlcliError naming the file or column)."""
+        if self._thread.is_alive():  # still reading: set up what a first compilation needs meanwhile
+            from dlcli.engine.compilation import set_up_lowering
+
+            set_up_lowering()
         self._thread.join()
         if self._error is not None:
             raise self._error

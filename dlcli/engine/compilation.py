@@ -60,6 +60,18 @@ def estimated_flops(fn: Callable, *args: Any) -> float:
         _estimating[0] = False
 
 
+def set_up_lowering() -> None:
+    """Lower a trivial program (uncounted, never compiled): the first lowering of a process imports MLIR's
+    dialects and builds its context, about 0.1 s that a process waiting for its data can spend early."""
+    import numpy as np
+
+    _estimating[0] = True
+    try:
+        jax.jit(lambda x: x + 1).lower(np.float32(0))
+    finally:
+        _estimating[0] = False
+
+
 def flops_of(lowered: Any) -> float:
     """XLA's estimate of a lowered program's arithmetic (a loop's body counted once)."""
     analysis = lowered.cost_analysis()
