@@ -12,7 +12,7 @@ from flax import nnx
 
 from dlcli.data.preprocess import Preprocessing
 from dlcli.engine.compilation import compile_tier, flops_of
-from dlcli.engine.executables import kept_program, run_once, signature, traced
+from dlcli.engine.executables import kept_program, run_once, signature
 from dlcli.engine.validation import DiskInputs, ShardedInputs, as_inputs, model_outputs
 from dlcli.losses import LOSSES, LossFn
 from dlcli.models import build_model
@@ -61,8 +61,7 @@ def assemble(recipe: Recipe, pre: Preprocessing, seed: int | None = None, abstra
     """
     task, build, loss_fn = components(recipe, pre)
     seed = recipe.seed if seed is None else seed
-    kept = (traced(recipe), pre)  # what the initialisation depends on besides the seed
-    return split_model(task, initialised(build, seed, abstract, kept), loss_fn)
+    return split_model(task, initialised(build, seed, abstract, init_depends(recipe, pre, task)), loss_fn)
 
 
 def assemble_seeds(recipe: Recipe, pre: Preprocessing, seeds: list[int]) -> dict[int, Assembled]:
@@ -71,10 +70,16 @@ def assemble_seeds(recipe: Recipe, pre: Preprocessing, seeds: list[int]) -> dict
     task, build, loss_fn = components(recipe, pre)
     graphdef, _ = nnx.split(nnx.eval_shape(lambda: build(seeds[0])))
     states = run_once(jax.vmap(lambda seed: nnx.state(build(seed))), np.asarray(seeds, np.int32),
-                      kept=(traced(recipe), pre), name="model_init")  # (S, ...) leaves
+                      kept=init_depends(recipe, pre, task), name="model_init")  # (S, ...) leaves
     states = jax.device_get(states)  # one copy; indexing device arrays would dispatch a program per leaf and seed
     return {seed: split_model(task, nnx.merge(graphdef, jax.tree.map(lambda leaf: leaf[i], states)), loss_fn)
             for i, seed in enumerate(seeds)}
+
+
+def init_depends(recipe: Recipe, pre: Preprocessing, task: Task) -> tuple:
+    """What a model's initialisation is a function of besides its seed (see :func:`build_model`): recipes that
+    differ elsewhere share it."""
+    return ("model", recipe.model, tuple(pre.input_shape), task.output_dim)
 
 
 def components(recipe: Recipe, pre: Preprocessing) -> tuple[Task, Callable[[Any], nnx.Module], LossFn]:

@@ -65,6 +65,9 @@ def set_up_lowering() -> None:
     dialects and builds its context, about 0.1 s that a process waiting for its data can spend early."""
     import numpy as np
 
+    if getattr(set_up_lowering, "done", False):
+        return
+    set_up_lowering.done = True
     _estimating[0] = True
     try:
         jax.jit(lambda x: x + 1).lower(np.float32(0))
