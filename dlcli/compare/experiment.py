@@ -95,12 +95,13 @@ def compare(variants: list[Variant], base: LoadedRecipe, seeds: list[int], out: 
       diagnose: the variants differ in their hidden activation only (compare-activations): measure
         gradient flow and unit health, and add them to the summary, the table and the plots.
     """
-    from dlcli.engine.compilation import Compilations
     from dlcli.report import figure_process
+
+    figure_process.start()  # first: matplotlib loads on another core while jax loads and the variants train
+    from dlcli.engine.compilation import Compilations  # (imports jax)
 
     started, counted = time.perf_counter(), Compilations.start()
     groups = group_variants(variants)
-    figure_process.start()  # matplotlib loads on another core while jax loads and the variants train
     try:
         # The seeds' weights are drawn for all variants at once (initial_states), unless only the recipe's seed runs
         prepared = prepare_groups(groups, base, initialise=seeds == [base.recipe.seed])
