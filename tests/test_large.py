@@ -25,20 +25,29 @@ from test_resume import Quiet, best_leaves, without_timing
 ROWS, PARTS = 12_000, 10
 
 
+def write_event_parts(folder: Path, rows: int, parts: int, seed: int, row_group_size: int | None = None,
+                      spark_markers: bool = True) -> Path:
+    """``rows`` events (label, then six features f0..f5, the label learnable from the first three) as
+    ``parts`` Parquet parts named as Spark names them, of 4 row groups each unless ``row_group_size`` says;
+    with ``spark_markers``, a _SUCCESS marker and hidden .crc files beside them."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, 6)).astype(np.float32)
+    y = (x[:, :3].sum(1) + 0.5 * rng.standard_normal(rows) > 0).astype(np.int64)
+    for p, idx in enumerate(np.array_split(np.arange(rows), parts)):
+        name = f"part-{p:05d}-{uuid.uuid4()}-c000.snappy.parquet"
+        table = pa.table([y[idx], *(x[idx, i] for i in range(6))], names=["label", *(f"f{i}" for i in range(6))])
+        pq.write_table(table, folder / name, row_group_size=row_group_size or len(idx) // 4 + 1)
+        if spark_markers:
+            (folder / f".{name}.crc").write_bytes(b"crc")
+    if spark_markers:
+        (folder / "_SUCCESS").touch()
+    return folder
+
+
 @pytest.fixture(scope="module")
 def spark_folder(tmp_path_factory) -> Path:
     """A Spark-style folder of 10 Parquet parts (4 row groups each), a _SUCCESS marker and .crc files."""
-    folder = tmp_path_factory.mktemp("events")
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((ROWS, 6)).astype(np.float32)
-    y = (x[:, :3].sum(1) + 0.5 * rng.standard_normal(ROWS) > 0).astype(np.int64)
-    for p, idx in enumerate(np.array_split(np.arange(ROWS), PARTS)):
-        name = f"part-{p:05d}-{uuid.uuid4()}-c000.snappy.parquet"
-        table = pa.table([y[idx], *(x[idx, i] for i in range(6))], names=["label", *(f"f{i}" for i in range(6))])
-        pq.write_table(table, folder / name, row_group_size=len(idx) // 4 + 1)
-        (folder / f".{name}.crc").write_bytes(b"crc")
-    (folder / "_SUCCESS").touch()
-    return folder
+    return write_event_parts(tmp_path_factory.mktemp("events"), ROWS, PARTS, seed=0)
 
 
 def settings(folder: Path, *more: str) -> list[str]:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import tempfile
-import uuid
 from pathlib import Path
 
 import jax
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -22,6 +19,7 @@ from dlcli.engine.validation import DiskInputs
 from dlcli.recipe import load_recipe
 from dlcli.train.loop import train
 from dlcli.train.setup import prepare
+from test_large import write_event_parts
 from test_resume import Quiet
 
 ROWS = 30_000  # half of them held out: 15,000 rows, four chunks of 4096 rows and a part
@@ -29,14 +27,8 @@ ROWS = 30_000  # half of them held out: 15,000 rows, four chunks of 4096 rows an
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("events")
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((ROWS, 6)).astype(np.float32)
-    y = (x[:, :3].sum(1) + 0.5 * rng.standard_normal(ROWS) > 0).astype(np.int64)
-    for p, idx in enumerate(np.array_split(np.arange(ROWS), 4)):
-        table = pa.table([y[idx], *(x[idx, i] for i in range(6))], names=["label", *(f"f{i}" for i in range(6))])
-        pq.write_table(table, folder / f"part-{p:05d}-{uuid.uuid4()}-c000.snappy.parquet", row_group_size=2000)
-    return folder
+    return write_event_parts(tmp_path_factory.mktemp("events"), ROWS, 4, seed=1, row_group_size=2000,
+                             spark_markers=False)
 
 
 def settings(folder: Path, *more: str) -> list[str]:
