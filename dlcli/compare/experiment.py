@@ -34,8 +34,8 @@ from dlcli.errors import DlcliError
 from dlcli.recipe import LoadedRecipe, Recipe, to_toml
 
 
-# The figures of a comparison, drawn by the figure process from its files: by whether it is diagnosed.
-# A comparison's figures, by whether it diagnoses activations: calls the figure process may draw side by side
+# A comparison's figures, drawn from its files by the figure process (side by side), by whether it diagnoses
+# activations
 PLOTS = {False: ("dlcli.compare.variant_plots:write_curves", "dlcli.compare.variant_plots:write_by_value"),
          True: ("dlcli.compare.plots:write_val_curves", "dlcli.compare.plots:write_diagnostics")}
 

@@ -50,29 +50,29 @@ def _on_event(event: str, **_) -> None:
         _counts["from_cache"] += 1
 
 
-def estimated_flops(fn: Callable, *args: Any) -> float:
-    """XLA's estimate of the arithmetic of ``fn`` on ``args`` (arrays or shapes): lowered, never compiled, and
-    not counted among the run's programs."""
+def uncounted_lowering(fn: Callable, *args: Any) -> Any:
+    """``jax.jit(fn)`` lowered for ``args`` (arrays or shapes), never compiled and not counted among the run's
+    programs (a cost estimate, a set-up)."""
     _estimating[0] = True
     try:
-        return flops_of(jax.jit(fn).lower(*args))
+        return jax.jit(fn).lower(*args)
     finally:
         _estimating[0] = False
+
+
+def estimated_flops(fn: Callable, *args: Any) -> float:
+    """XLA's estimate of the arithmetic of ``fn`` on ``args``, from an uncounted lowering."""
+    return flops_of(uncounted_lowering(fn, *args))
 
 
 def set_up_lowering() -> None:
-    """Lower a trivial program (uncounted, never compiled): the first lowering of a process imports MLIR's
+    """Lower a trivial program once (uncounted, never compiled): the first lowering of a process imports MLIR's
     dialects and builds its context, about 0.1 s that a process waiting for its data can spend early."""
     import numpy as np
 
-    if getattr(set_up_lowering, "done", False):
-        return
-    set_up_lowering.done = True
-    _estimating[0] = True
-    try:
-        jax.jit(lambda x: x + 1).lower(np.float32(0))
-    finally:
-        _estimating[0] = False
+    if not getattr(set_up_lowering, "done", False):
+        set_up_lowering.done = True
+        uncounted_lowering(lambda x: x + 1, np.float32(0))
 
 
 def flops_of(lowered: Any) -> float:

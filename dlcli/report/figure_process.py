@@ -83,8 +83,6 @@ def wait() -> None:
 
 def drawer(name: str):
     """The function a :data:`Call` names."""
-    import importlib
-
     module, _, function = name.rpartition(":")
     return getattr(importlib.import_module(module or "dlcli.report.plots"), function)
 

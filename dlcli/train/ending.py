@@ -61,9 +61,8 @@ def fit_report(setup: Setup, predictor: Predictor, state: TrainState, judged: "J
             if judged is not None and judged.split == split:
                 loss, predictions = judged.report["loss"], judged.predictions
             else:
-                inputs = setup.device_inputs(split)
-                if split == "train" and isinstance(x, np.ndarray):
-                    inputs, y = judged_sample(setup, x, y)
+                inputs, y = (judged_sample(setup, x, y) if split == "train" and isinstance(x, np.ndarray)
+                             else (setup.device_inputs(split), y))
                 _, losses, predictions = predictor.judge(built, state.params, state.rest, inputs, y)
                 loss = float(losses.mean())
             if not np.isfinite(predictions).all():
