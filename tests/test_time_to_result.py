@@ -127,6 +127,24 @@ def test_many_epochs_per_call_equal_one_epoch_per_call_early_stopping_included(t
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_the_final_evaluation_compiled_beside_the_training_program_judges_as_one_compiled_after(tmp_path, monkeypatch):
+    """The program that judges the best weights compiles on a thread while the training program compiles: the
+    run compiles no more programs than one that compiles it when judging, and reports the same numbers."""
+    from dlcli.assemble import Predictor
+
+    started = []
+    judge_ahead = Predictor.judge_ahead
+    monkeypatch.setattr(Predictor, "judge_ahead", lambda self, *a: started.append(1) or judge_ahead(self, *a))
+    ahead = train_recipe("moons-mlp", tmp_path / "ahead", "train.epochs=3")
+    monkeypatch.setattr(Predictor, "judge_ahead", lambda self, *a: None)
+    after = train_recipe("moons-mlp", tmp_path / "after", "train.epochs=3")
+    assert started == [1]
+    count = lambda run: {k: run.summary["compilations"][k] for k in ("programs", "train")}  # noqa: E731
+    assert count(ahead) == count(after)
+    assert ahead.summary["final"] == after.summary["final"]
+    assert ahead.summary["end_of_training"] == after.summary["end_of_training"]
+
+
 def test_epoch_metrics_on_the_device_agree_with_the_evaluation_report(tmp_path):
     """The val_auc / val_accuracy an epoch records are what `dlcli evaluate --split val` reports."""
     result = train_recipe("moons-mlp", tmp_path, *EARLY[:4], "evaluate.metrics=['accuracy', 'auc']")
@@ -149,8 +167,13 @@ def test_figures_are_written_by_the_figure_process_or_without_it(tmp_path, proce
         figure_process._process.kill()
         figure_process._process.wait()
     curves = [{"epoch": e, "loss": 1 / e, "val_loss": 1.5 / e} for e in range(1, 6)]
-    figure_process.send([("plot_history", (curves, tmp_path / "curves.png"), {"best_epoch": 4}),
-                         ("plot_roc", ([0.0, 0.5, 1.0], [0.0, 0.9, 1.0], 0.95, tmp_path / "roc.png"), {})])
+    figure_process.send([("plot_history", (curves, tmp_path / "curves.png"), {"best_epoch": 4})])  # first, alone
+    rng = np.random.default_rng(0)
+    labels, scores = rng.integers(0, 2, 500), rng.random(500)
+    figure_process.send([("plot_roc", ([0.0, 0.5, 1.0], [0.0, 0.9, 1.0], 0.95, tmp_path / "roc.png"), {}),
+                         ("plot_confusion", (np.array([[5, 1], [2, 7]]), ["0", "1"], tmp_path / "confusion.png"), {}),
+                         ("plot_score_histograms", (labels, scores, tmp_path / "scores.png"), {})])
     figure_process.wait()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "roc.png"]
-    assert all((tmp_path / name).read_bytes().startswith(b"\x89PNG") for name in ("curves.png", "roc.png"))
+    names = ["confusion.png", "curves.png", "roc.png", "scores.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    assert all((tmp_path / name).read_bytes().startswith(b"\x89PNG") for name in names)

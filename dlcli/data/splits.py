@@ -53,6 +53,11 @@ class Prepared:
         """Training examples per epoch (over every process)."""
         return self.feed.examples if self.feed is not None else len(self.splits["train"][0])
 
+    @property
+    def judged_split(self) -> str:
+        """The split a run's best weights are judged on at its end: test, else validation, else training."""
+        return "test" if "test" in self.splits else ("val" if "val" in self.splits else "train")
+
     def close(self) -> None:
         """Remove the held-out rows kept on disk (:mod:`dlcli.data.spill`); nothing else needs closing."""
         for x, _ in self.splits.values():

@@ -50,21 +50,27 @@ def start(preload: tuple[str, ...] = ()) -> None:
 
 
 def send(calls: list[Call]) -> None:
-    """Hand ``calls`` to the figure process, which draws them while this process goes on; :func:`wait` ends it."""
-    global _pending, _sending
-    _pending = calls
+    """Hand ``calls`` to the figure process, which draws them while this process goes on; calls sent later are
+    drawn after (or beside) them, and :func:`wait` ends it."""
+    global _sending
+    if not calls:
+        return
+    _pending.extend(calls)
     if _process is not None:
         payload = pickle.dumps(calls)  # now: the caller may change its objects afterwards
-        _sending = threading.Thread(target=_deliver, args=(_process, payload), name="dlcli-figures", daemon=True)
+        _sending = threading.Thread(target=_deliver, args=(_process, payload, _sending), name="dlcli-figures",
+                                    daemon=True)
         _sending.start()  # the pipe takes the payload as fast as the process reads, once it is ready
 
 
-def _deliver(process: subprocess.Popen, payload: bytes) -> None:
+def _deliver(process: subprocess.Popen, payload: bytes, before: threading.Thread | None) -> None:
+    if before is not None:  # payloads arrive whole and in order
+        before.join()
     try:
-        process.communicate(payload)
-    except OSError:  # it is gone: a broken pipe; wait() draws here
-        process.kill()
-        process.wait()
+        process.stdin.write(payload)
+        process.stdin.flush()
+    except (OSError, ValueError):  # it is gone (a broken pipe): wait() draws here
+        pass
 
 
 def wait() -> None:
@@ -72,12 +78,11 @@ def wait() -> None:
     global _process, _pending, _sending
     process, calls, sending = _process, _pending, _sending
     _process, _pending, _sending = None, [], None
-    if sending is not None:
-        sending.join()
-        if process.returncode == 0:
+    if process is not None:
+        if sending is not None:
+            sending.join()
+        if stop_process(process) == 0:
             return
-    elif process is not None:
-        stop_process(process)
     draw(calls)
 
 
@@ -92,16 +97,21 @@ def stop() -> None:
     global _process, _pending, _sending
     process, sending = _process, _sending
     _process, _pending, _sending = None, [], None
-    if sending is not None:
+    if sending is not None:  # what was sent is drawn
         sending.join()
+        stop_process(process)
     elif process is not None:  # nothing to draw: no need to let it finish loading matplotlib
         process.kill()
         process.wait()
 
 
-def stop_process(process: subprocess.Popen) -> None:
-    process.stdin.close()  # it exits when its input ends
-    process.wait()
+def stop_process(process: subprocess.Popen) -> int:
+    """Close the process's input, on which it draws what it has and exits; its exit code."""
+    try:
+        process.stdin.close()
+    except OSError:  # gone, its input unread
+        pass
+    return process.wait()
 
 
 def serve() -> None:
@@ -117,18 +127,23 @@ def serve() -> None:
     figure.savefig(io.BytesIO(), format="png", dpi=10)
     for module in sys.argv[1:]:  # see start(preload=...)
         importlib.import_module(module)
-    try:
-        calls = pickle.load(sys.stdin.buffer)
-    except EOFError:
-        return
-    draw_in_two(calls)
+    drawing = []  # (forked copy, its calls)
+    while True:  # each payload as it comes: a run sends its curves before it judges its weights
+        try:
+            calls = pickle.load(sys.stdin.buffer)
+        except EOFError:
+            break
+        drawing += draw_in_two(calls)
+    for child, calls in drawing:  # a copy that failed leaves its figures to this process, where an error shows
+        if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
+            draw(calls)
 
 
-def draw_in_two(calls: list[Call]) -> None:
+def draw_in_two(calls: list[Call]) -> list[tuple[int, list[Call]]]:
     """Draw ``calls``, every other one by a forked copy of this process when the machine has a second core:
-    drawing holds the interpreter lock, and the run only waits for its figures by then. A copy that fails
-    leaves its figures to this process, where an error shows (and the run draws them itself)."""
-    theirs, mine = calls[1::2], calls[0::2]  # the first call is a run's largest figure (its curves)
+    drawing holds the interpreter lock, and the run only waits for its figures by then. Returns the copy
+    still drawing, and its calls."""
+    theirs, mine = calls[1::2], calls[0::2]  # the first call is the largest figure (a run's curves)
     child = os.fork() if theirs and (os.cpu_count() or 1) > 1 and hasattr(os, "fork") else None
     if child == 0:
         code = 1
@@ -138,8 +153,7 @@ def draw_in_two(calls: list[Call]) -> None:
         finally:
             os._exit(code)
     draw(mine if child else calls)
-    if child and os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
-        draw(theirs)
+    return [(child, theirs)] if child else []
 
 
 def draw(calls: list[Call]) -> None:

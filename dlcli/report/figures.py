@@ -13,21 +13,21 @@ from dlcli.report.plots import drawn_points
 from dlcli.tasks import Task
 
 
-def run_plots(folder: Path, history: list[dict[str, Any]], best_epoch: int | None, task: Task,
-              predictions: np.ndarray, y: np.ndarray, report: dict[str, Any], classes: list[str] | None
-              ) -> list[figure_process.Call]:
-    """The :mod:`dlcli.report.plots` calls that draw a run's figures (see :mod:`dlcli.report.figure_process`).
+def curve_plots(folder: Path, history: list[dict[str, Any]], best_epoch: int | None) -> list[figure_process.Call]:
+    """The learning curves of every run (see :mod:`dlcli.report.figure_process`): drawn while its weights are judged."""
+    if not history:
+        return []
+    return [("plot_history", (list(history), folder / "curves.png"), {"best_epoch": best_epoch or None})]
 
-    Curves for every run; ROC and score histograms for binary; a confusion matrix for classification.
-    ``predictions`` are the linked outputs (``task.link``): a binary model's scores.
-    """
-    calls: list[figure_process.Call] = []
-    if history:
-        calls.append(("plot_history", (list(history), folder / "curves.png"), {"best_epoch": best_epoch or None}))
+
+def judged_plots(folder: Path, task: Task, predictions: np.ndarray, y: np.ndarray, report: dict[str, Any],
+                 classes: list[str] | None) -> list[figure_process.Call]:
+    """The figures of a classifier's judged weights: a confusion matrix, and for a binary one its ROC and score
+    histograms. ``predictions`` are the linked outputs (``task.link``): a binary model's scores."""
     if report.get("diverged") or not task.classifies:
-        return calls
-    calls.append(("plot_confusion", (np.asarray(report["confusion_matrix"]), classes, folder / "confusion_matrix.png"),
-                  {}))
+        return []
+    calls: list[figure_process.Call] = [
+        ("plot_confusion", (np.asarray(report["confusion_matrix"]), classes, folder / "confusion_matrix.png"), {})]
     if task.binary and "auc" in report:
         scores = np.asarray(predictions)
         fpr, tpr = drawn_points(*metrics.roc_curve(y, scores)[:2])

@@ -1,8 +1,9 @@
 """The end of a run: its best weights judged, summary.json and the figures.
 
 The figures are sent to the figure process (:mod:`dlcli.report.figure_process`)
-as soon as the best weights are judged, so that they are drawn while the run
-writes its last checkpoint and its summary.
+as soon as they can be drawn: the learning curves when training ends, while
+the best weights are judged; the judged weights' figures (confusion matrix,
+ROC, scores) then, while the run writes its last checkpoint and its summary.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import numpy as np
 from dlcli import metrics
 from dlcli.assemble import Predictor
 from dlcli.checkpoint import write_json
-from dlcli.data import Prepared
 from dlcli.engine.driver import Engine, Progress
 from dlcli.engine.program import Carry
 from dlcli.evaluate import outputs_report
@@ -113,10 +113,6 @@ def process_started() -> float:
         return dlcli.IMPORTED
 
 
-def final_split(data: Prepared) -> str:
-    return "test" if "test" in data.splits else ("val" if "val" in data.splits else "train")
-
-
 @dataclass
 class Judged:
     """The best weights judged on the held-out split."""
@@ -127,16 +123,18 @@ class Judged:
 
 
 def judge_best(run_dir: Path, setup: Setup, carry: Carry, progress: Progress, engine: Engine) -> Judged:
-    """Evaluate the best weights on the held-out split and start drawing the run's figures."""
-    from dlcli.report.figures import run_plots
+    """Evaluate the best weights on the held-out split; the run's figures are drawn meanwhile and after."""
+    from dlcli.report.figures import curve_plots, judged_plots
 
-    data = setup.data
-    split = final_split(data)
+    data, plots = setup.data, run_dir / "plots"
+    primary = is_primary()  # the others' run directory is a scratch folder, removed when they end: no figures there
+    if primary:
+        figure_process.send(curve_plots(plots, progress.history, int(carry.stop.best_epoch)))
+    split = data.judged_split
     _, predictions, report = split_report(setup, engine.predictor, carry.best, split)
-    if is_primary():  # the others' run directory is a scratch folder, removed when they end: no figures there
-        figure_process.send(run_plots(run_dir / "plots", progress.history, int(carry.stop.best_epoch),
-                                      setup.built.task, predictions, data.splits[split][1], report,
-                                      data.preprocessing.classes))
+    if primary:
+        figure_process.send(judged_plots(plots, setup.built.task, predictions, data.splits[split][1], report,
+                                         data.preprocessing.classes))
     return Judged(split, predictions, report)
 
 
