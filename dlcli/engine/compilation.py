@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +37,11 @@ def cache_dir() -> Path | None:
     return Path(platformdirs.user_cache_dir("dlcli")) / "xla"
 
 
-_estimating = [False]  # lowering a function only for its cost: not a program of the run
+_uncounted = threading.local()  # .on: this thread lowers a function only for its cost, not a program of the run
 
 
 def _on_duration(event: str, duration: float, fun_name: str = "", **_) -> None:
-    if event == LOWERED and not _estimating[0]:
+    if event == LOWERED and not getattr(_uncounted, "on", False):
         _counts["programs"] += 1
         _counts["train"] += TRAIN_PROGRAM in fun_name
 
@@ -51,19 +51,14 @@ def _on_event(event: str, **_) -> None:
         _counts["from_cache"] += 1
 
 
-def uncounted_lowering(fn: Callable, *args: Any) -> Any:
-    """``jax.jit(fn)`` lowered for ``args`` (arrays or shapes), never compiled and not counted among the run's
-    programs (a cost estimate, a set-up)."""
-    _estimating[0] = True
+@contextmanager
+def uncounted() -> Iterator[None]:
+    """Lowerings in this block are not programs of the run (a cost estimate, a set-up): never compiled, not counted."""
+    _uncounted.on = True
     try:
-        return jax.jit(fn).lower(*args)
+        yield
     finally:
-        _estimating[0] = False
-
-
-def estimated_flops(fn: Callable, *args: Any) -> float:
-    """XLA's estimate of the arithmetic of ``fn`` on ``args``, from an uncounted lowering."""
-    return flops_of(uncounted_lowering(fn, *args))
+        _uncounted.on = False
 
 
 def set_up_lowering() -> None:
@@ -73,7 +68,8 @@ def set_up_lowering() -> None:
 
     if not getattr(set_up_lowering, "done", False):
         set_up_lowering.done = True
-        uncounted_lowering(lambda x: x + 1, np.float32(0))
+        with uncounted():
+            jax.jit(lambda x: x + 1).lower(np.float32(0))
 
 
 def flops_of(lowered: Any) -> float:

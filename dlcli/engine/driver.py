@@ -24,7 +24,7 @@ import numpy as np
 from dlcli.assemble import Predictor
 from dlcli.data.feed import Feed
 from dlcli.engine import executables
-from dlcli.engine.compilation import COMPILE_TIERS, TRAIN_PROGRAM, compile_tier, estimated_flops, flops_of
+from dlcli.engine.compilation import COMPILE_TIERS, TRAIN_PROGRAM, compile_tier, flops_of, uncounted
 from dlcli.engine.program import MAX_GATHERED_BYTES, Carry, EpochSpec, make_block_fn
 from dlcli.engine.stopping import initial_stop_state
 from dlcli.heap import release_freed_memory
@@ -153,6 +153,7 @@ class Engine:
         self.program = make_block_fn(step, self.spec, len(seeds), fed=feed is not None)
         self._compiled, self.compile_seconds, self.compiled_for = None, 0.0, ""
         self._zero_sums = None  # the step's sums, zeroed (see member_carry)
+        self._traced_step = None  # see traced_step
         self.first_call_done: float | None = None  # time.time() when the first call returned
         self.predictor = Predictor(self.built.eval_graph, kept=self.kept)
         self.judged = judged and len(seeds) == 1 and feed is None
@@ -203,9 +204,16 @@ class Engine:
 
     def sum_shapes(self, state: TrainState) -> dict[str, Any]:
         """The shapes of the sums a step collects (loss, count, correct, ...), traced, not run."""
-        x, y = self.source.example()
-        batch = (x[:1], y[:1], np.ones(1, np.float32))
-        return jax.eval_shape(lambda s: self.step(s, *batch)[1], state)
+        return self.traced_step(state).out_info[1]
+
+    def traced_step(self, state: TrainState):
+        """One member's step traced for one batch, not run: the sums it collects (:meth:`sum_shapes`) and its
+        arithmetic (:meth:`training_flops`) come from this one trace."""
+        if self._traced_step is None:
+            size = self.layout.plan.batch_size
+            x, y = (jax.ShapeDtypeStruct((size, *a.shape[1:]), a.dtype) for a in self.source.example())
+            self._traced_step = jax.jit(self.step).trace(state, x, y, jax.ShapeDtypeStruct((size,), np.float32))
+        return self._traced_step
 
     def run(self, carry: Carry, progress: Progress, reporter, between_calls: Callable[[Carry, Progress], Carry | None],
             on_epoch: Callable[[int, dict[str, Any], Carry], None] = lambda m, record, carry: None,
@@ -271,7 +279,7 @@ class Engine:
                 self._compiled, self.compiled_for = loaded
             else:
                 lowered = self.program.lower(*args)
-                flops = self.training_flops(args[0], lowered)
+                flops = self.training_flops(args[0])
                 self.compiled_for, options = compile_tier(flops)
                 if self.judged:
                     self.judge_ahead(args[0])
@@ -289,20 +297,15 @@ class Engine:
         self.predictor.judge_ahead(self.built, best.params, best.rest, self.setup.device_inputs(split),
                                    data.splits[split][1])
 
-    def training_flops(self, carry: Carry, lowered) -> float:
+    def training_flops(self, carry: Carry) -> float:
         """XLA's estimate of the whole run's training arithmetic: one member's step, lowered on its own, times
         every step of every member. (The block's own estimate counts a loop body once, and with it an epoch
-        end per step: evaluating HIGGS's 200k held-out events made a 1-epoch run look 20x larger. It is an
-        upper bound, enough to tell a trivial run without lowering its step.)"""
+        end per step: evaluating HIGGS's 200k held-out events made a 1-epoch run look 20x larger.)"""
         steps = self.layout.plan.padded_steps * self.setup.recipe.train.epochs
-        bound = flops_of(lowered) * steps
-        if bound < COMPILE_TIERS[0][0]:
-            return bound
-        size = self.layout.plan.batch_size
-        x, y = (jax.ShapeDtypeStruct((size, *a.shape[1:]), a.dtype) for a in self.source.example())
-        batch = (x, y, jax.ShapeDtypeStruct((size,), np.float32))
         state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), carry.state)
-        return estimated_flops(self.step, state, *batch) * steps * self.members
+        with uncounted():
+            lowered = self.traced_step(state).lower()
+        return flops_of(lowered) * steps * self.members
 
     def absorb(self, outs: dict[str, Any], count: int, seconds: float, progress: Progress, reporter,
                on_epoch, carry) -> None:
