@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -119,7 +118,6 @@ class Predictor:
         self.batch_size = batch_size
         self.kept = kept
         self._judged = {}  # compiled programs by loss (or outputs) and argument shapes
-        self._ahead: threading.Thread | None = None  # see judge_ahead
 
     def judge(self, built: Assembled, params: Any, rest: Any, x: jax.Array, y: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,14 +128,6 @@ class Predictor:
         x = as_inputs(x)
         if isinstance(x, (DiskInputs, ShardedInputs)):
             return self.judge_held(built, params, rest, x, y)
-        if self._ahead is not None:
-            self._ahead.join()
-            self._ahead = None
-        program, args = self.judging(built, params, rest, x, y)
-        return tuple(np.asarray(a) for a in program(*args))
-
-    def judging(self, built: Assembled, params: Any, rest: Any, x: jax.Array, y: np.ndarray) -> tuple[Callable, tuple]:
-        """(the compiled program of :meth:`judge`, its arguments), compiled for their shapes on first use."""
         idx, _ = eval_indices(len(x), self.batch_size)
         args = (params, rest, x, idx, y)
         program = (built.loss_fn, signature(args))
@@ -148,26 +138,7 @@ class Predictor:
                 return outputs, built.loss_fn(outputs, y), built.task.link(outputs)
 
             self._judged[program] = kept_program(judged, args, self.kept, "judged", by_arithmetic(len(idx)))
-        return self._judged[program], args
-
-    def judge_ahead(self, built: Assembled, params: Any, rest: Any, x: jax.Array, y: np.ndarray) -> None:
-        """Compile (or load) :meth:`judge`'s program for weights shaped as ``params`` and ``rest`` (host
-        arrays) on a thread, which :meth:`judge` waits for: XLA compiles without the interpreter lock, so a
-        run's evaluation program compiles beside its training program. Weights holding keys (which have
-        no host form) are compiled when judged."""
-        def host(leaf: Any) -> np.ndarray:
-            return np.zeros(leaf.shape, leaf.dtype)
-
-        def compile_() -> None:
-            try:
-                self.judging(built, jax.tree.map(host, params), jax.tree.map(host, rest), x, y)
-            except Exception:  # noqa: BLE001 - judge() compiles it again, where an error shows
-                pass
-
-        leaves = jax.tree.leaves((params, rest))
-        if isinstance(x, jax.Array) and not any(jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key) for leaf in leaves):
-            self._ahead = threading.Thread(target=compile_, name="dlcli-judge-ahead", daemon=True)
-            self._ahead.start()
+        return tuple(np.asarray(a) for a in self._judged[program](*args))
 
     def judge_held(self, built: Assembled, params: Any, rest: Any, x, y: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -127,24 +127,6 @@ def test_many_epochs_per_call_equal_one_epoch_per_call_early_stopping_included(t
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_the_final_evaluation_compiled_beside_the_training_program_judges_as_one_compiled_after(tmp_path, monkeypatch):
-    """The program that judges the best weights compiles on a thread while the training program compiles: the
-    run compiles no more programs than one that compiles it when judging, and reports the same numbers."""
-    from dlcli.assemble import Predictor
-
-    started = []
-    judge_ahead = Predictor.judge_ahead
-    monkeypatch.setattr(Predictor, "judge_ahead", lambda self, *a: started.append(1) or judge_ahead(self, *a))
-    ahead = train_recipe("moons-mlp", tmp_path / "ahead", "train.epochs=3")
-    monkeypatch.setattr(Predictor, "judge_ahead", lambda self, *a: None)
-    after = train_recipe("moons-mlp", tmp_path / "after", "train.epochs=3")
-    assert started == [1]
-    count = lambda run: {k: run.summary["compilations"][k] for k in ("programs", "train")}  # noqa: E731
-    assert count(ahead) == count(after)
-    assert ahead.summary["final"] == after.summary["final"]
-    assert ahead.summary["end_of_training"] == after.summary["end_of_training"]
-
-
 def test_epoch_metrics_on_the_device_agree_with_the_evaluation_report(tmp_path):
     """The val_auc / val_accuracy an epoch records are what `dlcli evaluate --split val` reports."""
     result = train_recipe("moons-mlp", tmp_path, *EARLY[:4], "evaluate.metrics=['accuracy', 'auc']")

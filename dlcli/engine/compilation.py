@@ -105,33 +105,22 @@ def configure() -> None:
     jax.monitoring.register_event_listener(_on_event)
 
 
-_fresh_lock, _fresh_depth = threading.Lock(), [0]
-
-
 @contextmanager
 def fresh() -> Iterator[None]:
     """Compile without JAX's persistent cache: on XLA:CPU an executable that cache loaded serializes without
-    some of its kernels, so one that :mod:`dlcli.engine.executables` keeps must be compiled here. Threads may
-    compile so at once (a run's evaluation program beside its training program): the cache is off from the
-    first one in to the last one out."""
+    some of its kernels, so one that :mod:`dlcli.engine.executables` keeps must be compiled here."""
     from jax.experimental.compilation_cache.compilation_cache import reset_cache
 
-    with _fresh_lock:
-        switched = _fresh_depth[0] > 0 or jax.config.jax_enable_compilation_cache
-        if switched:
-            if _fresh_depth[0] == 0:
-                reset_cache()
-                jax.config.update("jax_enable_compilation_cache", False)
-            _fresh_depth[0] += 1
+    if not jax.config.jax_enable_compilation_cache:
+        yield
+        return
+    reset_cache()
+    jax.config.update("jax_enable_compilation_cache", False)
     try:
         yield
     finally:
-        if switched:
-            with _fresh_lock:
-                _fresh_depth[0] -= 1
-                if _fresh_depth[0] == 0:
-                    jax.config.update("jax_enable_compilation_cache", True)
-                    reset_cache()
+        jax.config.update("jax_enable_compilation_cache", True)
+        reset_cache()
 
 
 # Compile fast, for programs that do little arithmetic: no backend optimisation, and XLA:CPU's classic

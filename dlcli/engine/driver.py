@@ -113,13 +113,11 @@ class Engine:
       kept_as: what the programs are a function of instead of the setup's recipe (a comparison's program
         key, whose carried numbers are data, and the architecture of ``built``), so that later runs load
         them whole; by default only programs of the setup's own architecture are kept.
-      judged: the best weights of this single run will be judged on the setup's held-out split with
-        :attr:`predictor` (:mod:`dlcli.train.ending`): that program compiles beside the training program.
     """
 
     def __init__(self, setup, seeds: list[int], built=None,
                  epoch_extras: Callable[[TrainState], list[dict[str, Any]]] | None = None, per_epoch: bool = False,
-                 kept_as: tuple | None = None, judged: bool = False):
+                 kept_as: tuple | None = None):
         recipe, data = setup.recipe, setup.data
         self.setup, self.seeds, self.built = setup, list(seeds), built or setup.built
         placement, feed = setup.placement, data.feed
@@ -156,7 +154,6 @@ class Engine:
         self._traced_step = None  # see traced_step
         self.first_call_done: float | None = None  # time.time() when the first call returned
         self.predictor = Predictor(self.built.eval_graph, kept=self.kept)
-        self.judged = judged and len(seeds) == 1 and feed is None
         self.val = (setup.device_inputs("val"), placement.put_replicated(data.splits["val"][1])) \
             if "val" in data.splits else None
         self.diverged = np.zeros(len(seeds), bool)  # members frozen by a NaN loss
@@ -281,21 +278,11 @@ class Engine:
                 lowered = self.program.lower(*args)
                 flops = self.training_flops(args[0])
                 self.compiled_for, options = compile_tier(flops)
-                if self.judged:
-                    self.judge_ahead(args[0])
                 self._compiled = (executables.compile_and_keep(lowered, options, key, self.compiled_for) if key
                                   else lowered.compile(options))
             release_freed_memory()  # the compiler's working memory, kept by the C heap otherwise
             self.compile_seconds = time.perf_counter() - tick
         return self._compiled
-
-    def judge_ahead(self, carry: Carry) -> None:
-        """Start compiling the program that will judge the best weights, on a thread that runs while this one
-        compiles the training program (:meth:`Predictor.judge_ahead`)."""
-        data, best = self.setup.data, jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), carry.best)
-        split = data.judged_split
-        self.predictor.judge_ahead(self.built, best.params, best.rest, self.setup.device_inputs(split),
-                                   data.splits[split][1])
 
     def training_flops(self, carry: Carry) -> float:
         """XLA's estimate of the whole run's training arithmetic: one member's step, lowered on its own, times

@@ -139,7 +139,7 @@ def fit(setup: Setup, run_dir: Path, reporter, state: TrainState, progress: Prog
     """
     recipe = setup.recipe
     started = time.perf_counter()
-    engine = Engine(setup, [recipe.seed], judged=True)
+    engine = Engine(setup, [recipe.seed])
     carry = engine.member_carry(state)
     if carry_from is not None:
         carry, progress = load_resumable(carry_from, carry)
