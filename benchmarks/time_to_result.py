@@ -54,15 +54,29 @@ def newest_run(root: Path, name: str) -> Path:
 
 
 class Case:
-    """One row group: contenders timed in turns; ``yardstick`` names the one ratios refer to."""
+    """One row group: contenders timed in turns; ``yardstick`` names the one ratios refer to.
+
+    Each turn starts one contender later than the turn before, so that every contender follows every other
+    as often (a process started right after another one finds the machine still busy with its files); a
+    warm-cache contender runs once untimed first, so that every one of its turns is warm.
+    """
 
     def __init__(self, name: str, contenders: dict[str, callable], yardstick: str):
         self.name, self.contenders, self.yardstick = name, contenders, yardstick
         self.times: dict[str, list[float]] = {label: [] for label in contenders}
+        self.turns = 0
+
+    def prime(self) -> None:
+        for label, go in self.contenders.items():
+            if "warm" in label:
+                go()
 
     def turn(self) -> None:
-        for label, go in self.contenders.items():
-            self.times[label].append(go())
+        labels = list(self.contenders)
+        start = self.turns % len(labels)
+        for label in labels[start:] + labels[:start]:
+            self.times[label].append(self.contenders[label]())
+        self.turns += 1
 
     def rows(self) -> list[tuple[str, str, float, float]]:
         base = statistics.median(self.times[self.yardstick]) if self.yardstick else None
@@ -129,6 +143,8 @@ def main() -> None:
             "dlcli warm cache": lambda: run(dlcli(*higgs), warm),
         }, "keras 3 (jax)")
         cases = [higgs_case] if args.only_higgs else [*cases, higgs_case]
+    for case in cases:
+        case.prime()
     for turn in range(args.repeats):
         for case in cases:
             case.turn()
