@@ -191,7 +191,7 @@ class EpochClock:
 
 def dlcli_recipe(folder: Path) -> str:
     """The bundled ``higgs-mlp`` recipe when this checkout has one, else an equivalent file."""
-    from dlcli.recipe import bundled_names
+    from dlcli.recipe_files import bundled_names
 
     if "higgs-mlp" in bundled_names():
         return "higgs-mlp"

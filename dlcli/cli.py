@@ -183,7 +183,7 @@ def predict(
 @user_errors
 def recipes(name: Annotated[Optional[str], typer.Argument(help="Print this bundled recipe.")] = None) -> None:
     """List the bundled recipes, or print one (ready to copy and edit)."""
-    from dlcli.recipe import bundled_dir, bundled_names, find_recipe
+    from dlcli.recipe_files import bundled_dir, bundled_names, find_recipe
 
     if name is not None:
         path, _ = find_recipe(name)

@@ -19,7 +19,8 @@ import pytest
 # compiled by one test is loaded by the next, as a user's second run would.
 os.environ.setdefault("DLCLI_CACHE_DIR", tempfile.mkdtemp(prefix="dlcli-test-xla-"))
 
-from dlcli.recipe import bundled_dir, load_recipe  # noqa: E402
+from dlcli.recipe import load_recipe  # noqa: E402
+from dlcli.recipe_files import bundled_dir  # noqa: E402
 from dlcli.report.console import PlainReporter, make_console  # noqa: E402
 from dlcli.train.loop import RunResult, train  # noqa: E402
 

@@ -102,7 +102,8 @@ def test_dlcli_modules_import_each_other_without_cycles():
 def test_checking_a_recipe_imports_no_jax():
     """Reading a recipe and the task its model fixes takes no jax, flax or model import."""
     code = ("import sys\n"
-            "from dlcli.recipe import bundled_dir, read_toml, validate_recipe\n"
+            "from dlcli.recipe import read_toml, validate_recipe\n"
+            "from dlcli.recipe_files import bundled_dir\n"
             "recipe = validate_recipe(read_toml(bundled_dir() / 'digits-autoencoder.toml', 'r'), 'r')\n"
             "assert recipe.task == 'reconstruction', recipe.task\n"
             "from dlcli.models import MODELS\n"
@@ -122,3 +123,16 @@ def test_commands_that_read_data_never_import_pandas(tmp_path):
     imported = {line.split("|")[2].strip(): int(line.split("|")[1]) for line in done.stderr.splitlines()
                 if line.startswith("import time:") and line.split("|")[1].strip().isdigit()}
     assert "jax" in imported and imported.get("pandas", 0) < 1000  # microseconds: a refused lookup, not an import
+
+
+def test_listing_and_printing_bundled_recipes_loads_no_recipe_schema():
+    """`dlcli recipes` (and `dlcli recipes NAME`) read the recipe files only: the schema module stays unloaded."""
+    code = ("import sys\n"
+            "from typer.testing import CliRunner\n"
+            "from dlcli.cli import app\n"
+            "listed = CliRunner().invoke(app, ['recipes'])\n"
+            "printed = CliRunner().invoke(app, ['recipes', 'mlp-xor'])\n"
+            "assert listed.exit_code == printed.exit_code == 0, (listed.output, printed.output)\n"
+            "assert 'mlp-xor' in listed.output and '[model]' in printed.output\n"
+            "assert 'dlcli.recipe' not in sys.modules and 'jax' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from conftest import train_recipe
 from dlcli.cli import app
-from dlcli.recipe import bundled_dir, bundled_names, load_recipe
+from dlcli.recipe import load_recipe
+from dlcli.recipe_files import bundled_dir, bundled_names
 
 runner = CliRunner()
 
