@@ -37,4 +37,3 @@ def find_recipe(ref: str) -> tuple[Path, str]:
         f"'{ref}' is neither a recipe file nor a bundled recipe.{did_you_mean(ref, bundled_names())}"
         f" Bundled recipes: {choices_text(bundled_names())}."
     )
-
