@@ -26,11 +26,13 @@ def judged_plots(folder: Path, task: Task, predictions: np.ndarray, y: np.ndarra
     histograms. ``predictions`` are the linked outputs (``task.link``): a binary model's scores."""
     if report.get("diverged") or not task.classifies:
         return []
-    calls: list[figure_process.Call] = [
-        ("plot_confusion", (np.asarray(report["confusion_matrix"]), classes, folder / "confusion_matrix.png"), {})]
-    if task.binary and "auc" in report:
-        scores = np.asarray(predictions)
-        fpr, tpr = drawn_points(*metrics.roc_curve(y, scores)[:2])
-        calls.append(("plot_roc", (fpr, tpr, report["auc"], folder / "roc.png"), {}))
-        calls.append(("plot_score_histograms", (y, scores, folder / "scores.png"), {}))
-    return calls
+    confusion = ("plot_confusion", (np.asarray(report["confusion_matrix"]), classes, folder / "confusion_matrix.png"),
+                 {})
+    if not (task.binary and "auc" in report):
+        return [confusion]
+    scores = np.asarray(predictions)
+    fpr, tpr = drawn_points(*metrics.roc_curve(y, scores)[:2])
+    # In this order the figure process draws the ROC and the histograms while a copy of it draws the confusion
+    # matrix, the slowest of the three (its layout adapts to the class names): the two halves take as long.
+    return [("plot_roc", (fpr, tpr, report["auc"], folder / "roc.png"), {}), confusion,
+            ("plot_score_histograms", (y, scores, folder / "scores.png"), {})]
