@@ -15,7 +15,7 @@ ALIGNMENT = 64  # bytes: what JAX on a CPU needs to use an array's memory in pla
 
 
 def zeros_aligned(shape: tuple[int, ...]) -> np.ndarray:
-    """A float32 matrix of zeros on fresh pages (page-aligned, so 64-byte aligned), every page mapped
+    """A float32 array of zeros on fresh pages (page-aligned, so 64-byte aligned), every page mapped
     before the rows arrive: first touches of pages at random rows cost three times the writes, and the
     kernel maps them all at once (MAP_POPULATE) faster still than touching them in order."""
     size = int(np.prod(shape)) * 4

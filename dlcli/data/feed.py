@@ -60,7 +60,7 @@ class Feed(Protocol):
 def taken_aligned(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``x[idx]`` on fresh pages: JAX on a CPU places it in place, where NumPy's own allocation (16 bytes past
     a page) is copied, one more chunk of memory while the device holds the last one."""
-    out = zeros_aligned((len(idx), math.prod(x.shape[1:]))).reshape(len(idx), *x.shape[1:])
+    out = zeros_aligned((len(idx), *x.shape[1:]))
     np.take(x, idx, axis=0, out=out)
     return out
 

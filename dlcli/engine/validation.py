@@ -84,7 +84,7 @@ def shard_held_out(x: np.ndarray, mesh: Mesh) -> ShardedInputs:
     local = batch // processes  # every process holds as many devices of the mesh
     steps = max(1, math.ceil(int(counts.max()) / local))
     # Page-aligned, so that JAX on a CPU places the rows in place: one copy of the share, not two
-    rows = zeros_aligned((steps * local, math.prod(x.shape[1:]))).reshape(steps * local, *x.shape[1:])
+    rows = zeros_aligned((steps * local, *x.shape[1:]))
     rows[:len(x)] = x
     del x  # the caller handed its only reference over: the unpadded share goes now
     sharding = NamedSharding(mesh, PartitionSpec(None, "data"))

@@ -85,7 +85,7 @@ def judged_sample(setup: Setup, x: np.ndarray, y: np.ndarray) -> tuple[Any, np.n
     if len(y) <= rows:
         return setup.device_inputs("train"), y
     chosen = np.sort(np.random.default_rng(setup.recipe.seed).choice(len(y), rows, replace=False))
-    return setup.placement.put_replicated(np.ascontiguousarray(x[chosen])), y[chosen]
+    return setup.placement.put_replicated(x[chosen]), y[chosen]  # a fancy index: a fresh contiguous copy
 
 
 def split_report(setup: Setup, predictor: Predictor, state: TrainState, split: str
